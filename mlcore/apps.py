@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+from core.roles import Role
+
+
+class MlcoreConfig(AppConfig):
+    name = "mlcore"
+    verbose_name = "Models"
+    parlance_entry = {
+        "title": "Models & training",
+        "description": "Model versions per task, fine-tuning jobs with live progress, and the workers that serve them.",
+        "url_name": "mlcore:index",
+        "roles": frozenset({Role.OPERATOR}),
+    }
