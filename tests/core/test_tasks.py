@@ -11,7 +11,6 @@ from core.celery import app as celery_app
 from core.tasks import ping
 from tests.workers import celery_worker, require_redis, wait_for
 
-
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1")
 
 
