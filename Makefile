@@ -29,6 +29,7 @@ install: $(STAMP)
 setup: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup
+	$(BIN)/python manage.py mlcore_bootstrap
 
 run: setup
 	@echo

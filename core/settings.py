@@ -265,6 +265,13 @@ PARLANCE_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("PARLANCE_WORKER_HEARTB
 # mlcore
 MLCORE_HOME = Path(os.environ.get("MLCORE_HOME", VAR_DIR / "models"))
 MLCORE_DEVICE = os.environ.get("MLCORE_DEVICE", "auto")
+# A running training job with no progress for this long is taken as lost and requeued.
+MLCORE_JOB_STALE_SECONDS = int(os.environ.get("MLCORE_JOB_STALE_SECONDS", "300"))
+
+# Beat entries kept in settings are synced into the database scheduler, where the admin edits them.
+CELERY_BEAT_SCHEDULE = {
+    "mlcore-recover-lost-jobs": {"task": "mlcore.jobs_recover", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

@@ -53,6 +53,24 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "cond
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def app_broker_env() -> dict:
+    """Environment that points a worker at the broker this test process publishes to."""
+    from django.conf import settings
+
+    from core.celery import app
+
+    return {"CELERY_BROKER_URL": app.conf.broker_url, "PARLANCE_BROKER_DIR": str(settings.CELERY_BROKER_DIR)}
+
+
+def purge_app_queues() -> None:
+    """Drop messages left on this test process's broker by earlier runs."""
+    from core.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in app.conf.task_queues:
+            queue.bind(conn.default_channel).purge()
+
+
 @contextmanager
 def celery_worker(*, broker_url: str, queues: str = "default,ml", pool: str = "solo", extra_env=None, log_dir: Path):
     """Run `celery worker` as a subprocess until the block ends; yields (process, hostname).

@@ -1,0 +1,111 @@
+"""The public face of mlcore: the only module the domain apps import. No torch types cross it.
+
+Each call uses the task's active model version (per scope where a task has scopes, such as one
+essay scorer per assignment). Small calls run in the calling process with the shared model
+cache; bulk work belongs on the `ml` queue.
+"""
+
+from collections.abc import Iterator
+
+from mlcore import specs
+from mlcore.models import Family, ModelVersion, Task, TrainingJob
+from mlcore.selectors import NoActiveVersion, active_version
+from mlcore.services import RegistryError, finetune_start
+from mlcore.specs import ModelNotReady
+
+__all__ = [
+    "ModelNotReady", "NoActiveVersion", "RegistryError", "Task",
+    "predict", "score", "embed", "generate", "start_finetune", "evaluate", "version_path",
+]
+
+
+def version_path(version: ModelVersion) -> str:
+    """Where a version's weights are: its trained artifact, or its base model."""
+    if version.artifact_path:
+        return str(specs.artifact_dir(version.artifact_path))
+    return specs.resolve(version.base_spec)
+
+
+def _checked(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("pass a list of texts, not a single string")
+    return [str(t) for t in texts]
+
+
+def predict(task: str, texts: list[str], *, scope: str = "") -> list[dict]:
+    """`{"label", "scores": {label: probability}}` per text, in input order."""
+    from mlcore import runtime
+
+    texts = _checked(texts)
+    if not texts:
+        return []
+    return runtime.classify(version_path(active_version(task=task, scope=scope)), texts)
+
+
+def score(task: str, texts: list[str], *, scope: str = "") -> list[float]:
+    """One number per text from the task's regressor (e.g. an essay score), in input order."""
+    from mlcore import runtime
+
+    texts = _checked(texts)
+    if not texts:
+        return []
+    return runtime.regress(version_path(active_version(task=task, scope=scope)), texts)
+
+
+def embed(texts: list[str]) -> list[list[float]]:
+    """Unit-length sentence embeddings (mean pooling), in input order."""
+    from mlcore import runtime
+
+    texts = _checked(texts)
+    if not texts:
+        return []
+    try:
+        path = version_path(active_version(task=Task.EMBED))
+    except NoActiveVersion:
+        path = specs.resolve(specs.encoder_spec())
+    return runtime.embed(path, texts)
+
+
+def generate(task: str, prompt: str, *, system: str | None = None, adapter_version: ModelVersion | None = None,
+             **sampling) -> Iterator[str]:
+    """Text pieces as the task's language model produces them.
+
+    Sampling: temperature, top_p, top_k, repetition_penalty, max_new_tokens, seed, stop (list of strings).
+    """
+    from mlcore import runtime
+
+    version = active_version(task=task)
+    adapter = None
+    if adapter_version is not None:
+        if adapter_version.family != Family.LORA_ADAPTER:
+            raise RegistryError("Only a LoRA adapter version can be applied on top of a task's model.")
+        adapter = str(specs.artifact_dir(adapter_version.artifact_path))
+    return runtime.generate(version_path(version), prompt, adapter=adapter, system=system, **sampling)
+
+
+def start_finetune(task: str, dataset, **params) -> TrainingJob:
+    """Queue a fine-tune on the `ml` workers; returns the job to poll. `scope=` and `user=` may be passed."""
+    scope = params.pop("scope", "")
+    user = params.pop("user", None)
+    return finetune_start(task=task, dataset=dataset, params=params, scope=scope, user=user)
+
+
+def evaluate(version: ModelVersion, dataset, *, split: str = "test") -> dict:
+    """Metrics of `version` on one split of `dataset`: accuracy + macro-F1, or RMSE + Pearson + QWK."""
+    from mlcore import metrics, runtime
+    from mlcore.selectors import dataset_rows
+
+    rows = dataset_rows(dataset=dataset, split=split)
+    if not rows:
+        raise RegistryError(f"{dataset.name!r} has no rows in its {split} split.")
+    texts = [r["text"] for r in rows]
+    path = version_path(version)
+    if version.family == Family.CLASSIFIER:
+        pred = [p["label"] for p in runtime.classify(path, texts)]
+        labels = version.label_map or sorted({r["label"] for r in rows})
+        report = metrics.classification_report([r["label"] for r in rows], pred, labels)
+    elif version.family == Family.REGRESSOR:
+        report = metrics.regression_report([float(r["target"]) for r in rows], runtime.regress(path, texts))
+    else:
+        raise RegistryError(f"Evaluating a {version.get_family_display().lower()} is not available yet.")
+    return {**report, "dataset": dataset.name, "dataset_id": dataset.pk, "split": split}

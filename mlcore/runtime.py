@@ -1,0 +1,300 @@
+"""Loading and running models: the only module (with mlcore.training) that imports torch.
+
+Models load lazily in the process that uses them (a worker child, never a parent that forks)
+and stay in an LRU cache bounded by MLCORE_CACHE_MB. Inference is batched by length with
+dynamic padding, so short headlines do not pay for long essays.
+"""
+
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+SIDECAR = "parlance.json"  # what mlcore knows about an artifact beyond the HF config
+
+
+def select_device(preference: str | None = None) -> torch.device:
+    """cuda > mps > cpu, unless MLCORE_DEVICE names one."""
+    preference = (preference or settings.MLCORE_DEVICE or "auto").lower()
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _configure_threads() -> None:
+    threads = int(os.environ.get("MLCORE_THREADS", "0") or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+_configure_threads()
+
+
+def read_sidecar(path: str | Path) -> dict:
+    sidecar = Path(path) / SIDECAR
+    return json.loads(sidecar.read_text()) if sidecar.exists() else {}
+
+
+def write_sidecar(path: str | Path, data: dict) -> None:
+    (Path(path) / SIDECAR).write_text(json.dumps(data, indent=2))
+
+
+@dataclass
+class Loaded:
+    model: object
+    tokenizer: object
+    kind: str
+    device: torch.device
+    nbytes: int
+    meta: dict = field(default_factory=dict)
+
+
+class ModelCache:
+    """Least-recently-used models, evicted when their parameters exceed `max_bytes`."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, Loaded] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def get(self, key: tuple, loader) -> Loaded:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            loaded = loader()
+            self._items[key] = loaded
+            while len(self._items) > 1 and sum(i.nbytes for i in self._items.values()) > self.max_bytes:
+                evicted_key, _ = self._items.popitem(last=False)
+                log.info("model cache: evicted %s", evicted_key)
+            return loaded
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._items)
+
+
+cache = ModelCache(max_bytes=int(os.environ.get("MLCORE_CACHE_MB", "4096")) * 1024 * 1024)
+
+
+def _param_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def _load_encoder(path: str, kind: str, device: torch.device) -> Loaded:
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    meta = read_sidecar(path)
+    if kind == "embedder":
+        model = AutoModel.from_pretrained(path)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+    model.to(device).eval()
+    return Loaded(model, tokenizer, kind, device, _param_bytes(model), meta)
+
+
+def _load_causal_lm(path: str, adapter: str | None, device: torch.device) -> Loaded:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        model = model.merge_and_unload()
+    model.to(device).eval()
+    return Loaded(model, tokenizer, "causal_lm", device, _param_bytes(model), read_sidecar(adapter or path))
+
+
+def encoder(path: str, kind: str) -> Loaded:
+    device = select_device()
+    return cache.get(("encoder", path, kind, str(device)), lambda: _load_encoder(path, kind, device))
+
+
+def causal_lm(path: str, adapter: str | None = None) -> Loaded:
+    device = select_device()
+    return cache.get(("causal_lm", path, adapter, str(device)), lambda: _load_causal_lm(path, adapter, device))
+
+
+def _length_batches(texts: list[str], batch_size: int) -> Iterator[list[int]]:
+    """Indices of `texts` in batches of similar length (longest first), for dynamic padding."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def _encode(loaded: Loaded, batch: list[str], max_length: int) -> dict:
+    enc = loaded.tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {k: v.to(loaded.device) for k, v in enc.items()}
+
+
+def classify(path: str, texts: list[str], *, batch_size: int = 64, max_length: int = 256) -> list[dict]:
+    """Label and per-label probabilities for each text, in input order."""
+    loaded = encoder(path, "classifier")
+    labels = loaded.meta.get("labels") or [
+        loaded.model.config.id2label[i] for i in range(loaded.model.config.num_labels)
+    ]
+    out: list[dict | None] = [None] * len(texts)
+    with torch.inference_mode():
+        for idx in _length_batches(texts, batch_size):
+            logits = loaded.model(**_encode(loaded, [texts[i] for i in idx], max_length)).logits
+            probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
+            for i, row in zip(idx, probs, strict=True):
+                best = max(range(len(row)), key=row.__getitem__)
+                out[i] = {"label": labels[best], "scores": {labels[j]: row[j] for j in range(len(row))}}
+    return out
+
+
+def regress(path: str, texts: list[str], *, batch_size: int = 32, max_length: int = 512) -> list[float]:
+    """One number per text, de-standardised with the mean and spread the model was trained on."""
+    loaded = encoder(path, "regressor")
+    mean = float(loaded.meta.get("target_mean", 0.0))
+    std = float(loaded.meta.get("target_std", 1.0))
+    out = [0.0] * len(texts)
+    with torch.inference_mode():
+        for idx in _length_batches(texts, batch_size):
+            preds = loaded.model(**_encode(loaded, [texts[i] for i in idx], max_length)).logits[:, 0]
+            for i, value in zip(idx, preds.float().cpu().tolist(), strict=True):
+                out[i] = value * std + mean
+    return out
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def embed(path: str, texts: list[str], *, batch_size: int = 64, max_length: int = 256) -> list[list[float]]:
+    """L2-normalised mean-pooled sentence embeddings, in input order."""
+    loaded = encoder(path, "embedder")
+    out: list[list[float] | None] = [None] * len(texts)
+    with torch.inference_mode():
+        for idx in _length_batches(texts, batch_size):
+            enc = _encode(loaded, [texts[i] for i in idx], max_length)
+            hidden = loaded.model(**enc).last_hidden_state
+            vectors = torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]).float(), dim=-1)
+            for i, vector in zip(idx, vectors.cpu().tolist(), strict=True):
+                out[i] = vector
+    return out
+
+
+_generate_lock = threading.Lock()
+
+
+def generate(
+    path: str,
+    prompt: str,
+    *,
+    adapter: str | None = None,
+    system: str | None = None,
+    chat: bool = True,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    top_k: int = 50,
+    repetition_penalty: float = 1.1,
+    seed: int | None = None,
+    stop: list[str] | None = None,
+) -> Iterator[str]:
+    """Text pieces as the model produces them."""
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    loaded = causal_lm(path, adapter)
+    tok = loaded.tokenizer
+    if chat and getattr(tok, "chat_template", None):
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        inputs = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    else:
+        inputs = tok((system + "\n\n" if system else "") + prompt, return_tensors="pt")
+    inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+    streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=300)
+    sample = temperature > 0
+    kwargs = dict(
+        **inputs,
+        streamer=streamer,
+        max_new_tokens=max_new_tokens,
+        do_sample=sample,
+        repetition_penalty=repetition_penalty,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+    )
+    if sample:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
+    # Stop strings are matched on the decoded text below (any tokenizer); when one is found, or
+    # the caller stops reading (a closed stream, a cancelled job), the model stops at the next token.
+    halt = threading.Event()
+
+    class Halt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kw):
+            return halt.is_set()
+
+    kwargs["stopping_criteria"] = StoppingCriteriaList([Halt()])
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            with torch.inference_mode():
+                loaded.model.generate(**kwargs)
+        except BaseException as exc:  # surfaced to the caller below
+            errors.append(exc)
+            streamer.end()
+
+    # One generation at a time per process: the seed is global torch state.
+    with _generate_lock:
+        if seed is not None:
+            torch.manual_seed(seed)
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        exhausted = []
+
+        def pieces():
+            yield from streamer
+            exhausted.append(True)
+
+        try:
+            yield from _cut_at_stop(pieces(), stop or [])
+        finally:
+            halt.set()
+            if not exhausted:
+                for _ in streamer:  # drain what was produced before the halt so the thread can end
+                    pass
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _cut_at_stop(pieces, stop: list[str]) -> Iterator[str]:
+    """Pass pieces through until a stop string appears; hold back enough to see one split across pieces."""
+    hold = max((len(s) for s in stop), default=1) - 1
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        hits = [buffer.find(s) for s in stop if s in buffer]
+        if hits:
+            if min(hits) > 0:
+                yield buffer[: min(hits)]
+            return
+        if len(buffer) > hold:
+            yield buffer[: len(buffer) - hold]
+            buffer = buffer[len(buffer) - hold :]
+    if buffer:
+        yield buffer

@@ -1,0 +1,235 @@
+"""Fine-tuning loops: full fine-tune of an encoder (classifier or regressor).
+
+The loop reports through callbacks (progress rows are written by the caller), checkpoints at
+every epoch so a killed worker resumes, keeps the best epoch by validation score, and stops
+early when validation stops improving. Deterministic for a seed on CPU.
+"""
+
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mlcore import metrics
+from mlcore.runtime import select_device, write_sidecar
+
+DEFAULT_ENCODER_PARAMS = {
+    "epochs": 3,
+    "batch_size": 16,
+    "learning_rate": 5e-5,
+    "weight_decay": 0.01,
+    "warmup_ratio": 0.1,
+    "max_length": 128,
+    "patience": 2,
+    "seed": 13,
+}
+
+
+class TrainingCancelled(Exception):
+    """The operator asked to stop; the job ends cancelled, keeping nothing half-written."""
+
+
+@dataclass
+class Callbacks:
+    on_step: Callable[[dict], None] = lambda event: None  # {step, total_steps, epoch, loss, progress}
+    on_epoch: Callable[[dict], None] = lambda event: None  # {epoch, train_loss, val_*...}
+    should_cancel: Callable[[], bool] = lambda: False
+    step_report_every: int = 5
+
+
+@dataclass
+class TrainResult:
+    best_dir: Path
+    metrics: dict
+    epochs_run: int
+    stopped_early: bool
+    resumed_from_epoch: int
+    history: list = field(default_factory=list)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    order = list(range(n))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _val_score(kind: str, report: dict) -> float:
+    """Higher is better: macro-F1 for classifiers, QWK (then -RMSE) for regressors."""
+    if kind == "classifier":
+        return report["macro_f1"]
+    return report["qwk"] - 1e-3 * report["rmse"]
+
+
+def train_encoder(
+    *,
+    base_path: str,
+    kind: str,
+    train: list[dict],
+    validation: list[dict],
+    labels: list[str] | None,
+    params: dict,
+    work_dir: Path,
+    callbacks: Callbacks | None = None,
+    base_spec: str = "",
+) -> TrainResult:
+    """Fine-tune an encoder on rows `{"text", "label"}` (classifier) or `{"text", "target"}` (regressor)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    if kind not in {"classifier", "regressor"}:
+        raise ValueError(f"cannot fine-tune an encoder as {kind!r}")
+    if not train:
+        raise ValueError("the training split is empty")
+    cb = callbacks or Callbacks()
+    p = {**DEFAULT_ENCODER_PARAMS, **{k: v for k, v in params.items() if v is not None}}
+    _seed_everything(int(p["seed"]))
+    device = select_device()
+    work_dir = Path(work_dir)
+    ckpt_dir, best_dir = work_dir / "checkpoint", work_dir / "best"
+
+    if kind == "classifier":
+        labels = list(labels or sorted({r["label"] for r in train}))
+        label_index = {label: i for i, label in enumerate(labels)}
+        targets = [label_index[r["label"]] for r in train]
+        sidecar = {"family": "classifier", "labels": labels}
+    else:
+        values = [float(r["target"]) for r in train]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) or 1.0
+        targets = [(v - mean) / std for v in values]
+        sidecar = {"family": "regressor", "target_mean": mean, "target_std": std}
+    sidecar["base_spec"] = base_spec
+
+    resume = (ckpt_dir / "state.pt").exists()
+    source = str(ckpt_dir) if resume else base_path
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    model_kwargs = (
+        {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": label_index}
+        if kind == "classifier"
+        else {"num_labels": 1, "problem_type": "regression"}
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(source, **model_kwargs)
+    model.to(device)
+
+    epochs, batch_size = int(p["epochs"]), int(p["batch_size"])
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total_steps = steps_per_epoch * epochs
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [w for n, w in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": float(p["weight_decay"])},
+        {"params": [w for n, w in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=float(p["learning_rate"]))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * float(p["warmup_ratio"])), total_steps)
+
+    start_epoch, best_score, stale_epochs, history = 0, -math.inf, 0, []
+    best_report: dict = {}
+    if resume:
+        state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best_score, stale_epochs = state["epoch"] + 1, state["best_score"], state["stale_epochs"]
+        history, best_report = state["history"], state["best_report"]
+    resumed_from = start_epoch
+
+    def predict(rows: list[dict]) -> list:
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(rows), 64):
+                batch = [r["text"] for r in rows[start : start + 64]]
+                enc = tokenizer(batch, padding=True, truncation=True, max_length=int(p["max_length"]),
+                                return_tensors="pt").to(device)
+                logits = model(**enc).logits.float()
+                if kind == "classifier":
+                    out.extend(labels[i] for i in logits.argmax(-1).tolist())
+                else:
+                    out.extend(v * sidecar["target_std"] + sidecar["target_mean"] for v in logits[:, 0].tolist())
+        model.train()
+        return out
+
+    def evaluate(rows: list[dict]) -> dict:
+        if kind == "classifier":
+            return metrics.classification_report([r["label"] for r in rows], predict(rows), labels)
+        return metrics.regression_report([float(r["target"]) for r in rows], predict(rows))
+
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
+    stopped_early = False
+    epoch = start_epoch - 1
+    model.train()
+    for epoch in range(start_epoch, epochs):
+        losses, started = [], time.monotonic()
+        for step_in_epoch, idx in enumerate(_batches(len(train), batch_size, int(p["seed"]), epoch)):
+            if cb.should_cancel():
+                raise TrainingCancelled()
+            enc = tokenizer([train[i]["text"] for i in idx], padding=True, truncation=True,
+                            max_length=int(p["max_length"]), return_tensors="pt").to(device)
+            y = torch.tensor([targets[i] for i in idx], device=device)
+            with autocast:
+                logits = model(**enc).logits
+            if kind == "classifier":
+                loss = torch.nn.functional.cross_entropy(logits.float(), y)
+            else:
+                loss = torch.nn.functional.mse_loss(logits.float()[:, 0], y.float())
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            step = epoch * steps_per_epoch + step_in_epoch + 1
+            if step % cb.step_report_every == 0 or step_in_epoch == steps_per_epoch - 1:
+                cb.on_step({
+                    "step": step, "total_steps": total_steps, "epoch": epoch + 1,
+                    "loss": sum(losses[-cb.step_report_every:]) / len(losses[-cb.step_report_every:]),
+                    "progress": 100.0 * step / total_steps,
+                })
+        report = evaluate(validation) if validation else {}
+        event = {"epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
+                 "seconds": round(time.monotonic() - started, 2), **{f"val_{k}": v for k, v in report.items()}}
+        history.append(event)
+        score = _val_score(kind, report) if report else -sum(losses) / len(losses)
+        if score > best_score:
+            best_score, best_report, stale_epochs = score, report, 0
+            if best_dir.exists():
+                shutil.rmtree(best_dir)
+            model.save_pretrained(best_dir)
+            tokenizer.save_pretrained(best_dir)
+            write_sidecar(best_dir, {**sidecar, "best_epoch": epoch + 1})
+        else:
+            stale_epochs += 1
+        # Checkpoint for resumption: written to a temporary folder, then swapped in.
+        tmp = work_dir / "checkpoint.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save_pretrained(tmp)
+        torch.save({
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_score": best_score,
+            "stale_epochs": stale_epochs, "history": history, "best_report": best_report,
+        }, tmp / "state.pt")
+        if ckpt_dir.exists():
+            shutil.rmtree(ckpt_dir)
+        tmp.rename(ckpt_dir)
+        cb.on_epoch(event)
+        if validation and stale_epochs >= int(p["patience"]):
+            stopped_early = True
+            break
+
+    (work_dir / "history.json").write_text(json.dumps(history, indent=2))
+    return TrainResult(best_dir=best_dir, metrics=best_report, epochs_run=epoch + 1,
+                       stopped_early=stopped_early, resumed_from_epoch=resumed_from, history=history)

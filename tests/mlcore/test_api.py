@@ -1,0 +1,104 @@
+import math
+
+import pytest
+
+from mlcore import api, runtime, services
+from mlcore.models import Family, Task
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def trained_sentiment(tmp_path, tiny_encoder_dir, mlcore_home):
+    from mlcore.training import train_encoder
+
+    rows = [{"text": f"{w} news {i}", "label": lab}
+            for i in range(10) for w, lab in (("good", "positive"), ("bad", "negative"), ("dull", "neutral"))]
+    train_encoder(base_path=str(tiny_encoder_dir), kind="classifier", train=rows, validation=rows[:6],
+                           labels=["positive", "neutral", "negative"], params={"epochs": 1}, work_dir=mlcore_home / "w")
+    v = services.model_version_register(task=Task.FINANCE_SENTIMENT, family=Family.CLASSIFIER,
+                                        base_spec=str(tiny_encoder_dir), artifact_path="w/best",
+                                        label_map=["positive", "neutral", "negative"])
+    return services.model_version_activate(version=v)
+
+
+def test_predict_without_an_active_version_says_what_to_do():
+    with pytest.raises(api.NoActiveVersion, match="An operator trains or activates one"):
+        api.predict(Task.FINANCE_SENTIMENT, ["x"])
+
+
+def test_predict_returns_labels_and_probabilities_in_input_order(trained_sentiment):
+    texts = ["good news 1", "a much longer sentence about bad news in the market today", "dull news", "good"]
+    out = api.predict(Task.FINANCE_SENTIMENT, texts)
+    assert len(out) == 4
+    for row in out:
+        assert set(row["scores"]) == {"positive", "neutral", "negative"}
+        assert math.isclose(sum(row["scores"].values()), 1.0, rel_tol=1e-5)
+        assert row["label"] == max(row["scores"], key=row["scores"].get)
+    # Order is preserved although batches are sorted by length.
+    singles = [api.predict(Task.FINANCE_SENTIMENT, [t])[0] for t in texts]
+    for batched, single in zip(out, singles, strict=True):
+        assert batched["label"] == single["label"]
+        for label in batched["scores"]:
+            assert batched["scores"][label] == pytest.approx(single["scores"][label], abs=1e-5)
+
+
+def test_predict_rejects_a_bare_string_and_accepts_an_empty_list(trained_sentiment):
+    with pytest.raises(TypeError):
+        api.predict(Task.FINANCE_SENTIMENT, "good news")
+    assert api.predict(Task.FINANCE_SENTIMENT, []) == []
+
+
+def test_embed_gives_unit_vectors_in_order(tiny_encoder_spec):
+    vectors = api.embed(["alpha", "a longer text about beta and gamma", "alpha"])
+    assert len(vectors) == 3 and len(vectors[0]) == 32
+    assert all(math.isclose(math.sqrt(sum(x * x for x in v)), 1.0, rel_tol=1e-4) for v in vectors)
+    assert vectors[0] == pytest.approx(vectors[2], abs=1e-6)
+    assert vectors[0] != pytest.approx(vectors[1], abs=1e-3)
+
+
+def test_score_uses_the_scoped_regressor(tiny_encoder_dir, mlcore_home):
+    from mlcore.training import train_encoder
+
+    rows = [{"text": f"essay {i}", "target": float(i % 4 + 1)} for i in range(16)]
+    train_encoder(base_path=str(tiny_encoder_dir), kind="regressor", train=rows, validation=rows[:4], labels=None,
+                  params={"epochs": 1}, work_dir=mlcore_home / "r")
+    v = services.model_version_register(task=Task.ESSAY_SCORE, scope="assignment:7", family=Family.REGRESSOR,
+                                        base_spec=str(tiny_encoder_dir), artifact_path="r/best")
+    services.model_version_activate(version=v)
+    scores = api.score(Task.ESSAY_SCORE, ["essay 1", "essay 2"], scope="assignment:7")
+    assert len(scores) == 2 and all(0 < s < 6 for s in scores)
+    with pytest.raises(api.NoActiveVersion):
+        api.score(Task.ESSAY_SCORE, ["essay"], scope="assignment:8")
+
+
+def test_generate_streams_pieces_and_honours_seed_and_stop(tiny_lm_dir):
+    v = services.model_version_register(task=Task.STORY, family=Family.CAUSAL_LM, base_spec=str(tiny_lm_dir))
+    services.model_version_activate(version=v)
+    kwargs = {"max_new_tokens": 20, "seed": 3, "temperature": 1.0}
+    first = list(api.generate(Task.STORY, "Once upon a time", **kwargs))
+    second = list(api.generate(Task.STORY, "Once upon a time", **kwargs))
+    assert len(first) > 1 and "".join(first) == "".join(second)
+    text = "".join(first)
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    if stop.strip():
+        cut = "".join(api.generate(Task.STORY, "Once upon a time", stop=[stop], **kwargs))
+        assert cut == text[: text.find(stop)]
+
+
+def test_the_model_cache_is_bounded():
+    cache = runtime.ModelCache(max_bytes=100)
+    loads = []
+
+    def loader(name, size):
+        def load():
+            loads.append(name)
+            return runtime.Loaded(None, None, "x", None, size)
+        return load
+
+    cache.get(("a",), loader("a", 60))
+    cache.get(("b",), loader("b", 30))
+    cache.get(("a",), loader("a", 60))  # a is now the most recent
+    cache.get(("c",), loader("c", 30))  # 120 > 100: b, the least recent, goes
+    assert cache.keys() == [("a",), ("c",)]
+    assert loads == ["a", "b", "c"]

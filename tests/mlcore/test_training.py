@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+
+from mlcore.training import Callbacks, TrainingCancelled, train_encoder
+
+ROWS = [{"text": f"{w} results in quarter {i}", "label": lab}
+        for i in range(12) for w, lab in (("great", "positive"), ("awful", "negative"), ("plain", "neutral"))]
+TRAIN, VAL = ROWS[:30], ROWS[30:]
+
+
+def run(tmp_path, encoder, **params):
+    return train_encoder(base_path=str(encoder), kind="classifier", train=TRAIN, validation=VAL, labels=None,
+                         params={"epochs": 3, "batch_size": 8, "learning_rate": 1e-3, **params}, work_dir=tmp_path)
+
+
+def weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path, tiny_encoder_dir):
+    a = run(tmp_path / "a", tiny_encoder_dir, seed=7)
+    b = run(tmp_path / "b", tiny_encoder_dir, seed=7)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    wa, wb = weights(a.best_dir), weights(b.best_dir)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_different_seeds_train_differently(tmp_path, tiny_encoder_dir):
+    a = run(tmp_path / "a", tiny_encoder_dir, seed=1)
+    b = run(tmp_path / "b", tiny_encoder_dir, seed=2)
+    assert [h["train_loss"] for h in a.history] != [h["train_loss"] for h in b.history]
+
+
+def test_the_best_epoch_is_kept_with_labels_and_history(tmp_path, tiny_encoder_dir):
+    result = run(tmp_path, tiny_encoder_dir)
+    sidecar = json.loads((result.best_dir / "parlance.json").read_text())
+    assert sidecar["labels"] == ["negative", "neutral", "positive"]
+    assert 1 <= sidecar["best_epoch"] <= 3
+    best = result.history[sidecar["best_epoch"] - 1]
+    assert result.metrics["macro_f1"] == best["val_macro_f1"]
+    assert json.loads((tmp_path / "history.json").read_text()) == result.history
+
+
+def test_early_stopping_ends_when_validation_stops_improving(tmp_path, tiny_encoder_dir):
+    # A learning rate of zero never improves after the first epoch.
+    result = run(tmp_path, tiny_encoder_dir, epochs=10, patience=2, learning_rate=0.0, warmup_ratio=0.0)
+    assert result.stopped_early
+    assert result.epochs_run == 3
+
+
+def test_training_resumes_from_the_last_checkpoint(tmp_path, tiny_encoder_dir):
+    full = run(tmp_path / "full", tiny_encoder_dir, epochs=3, seed=5)
+
+    # Stop after the first epoch's checkpoint, as a killed worker would.
+    class Killed(Exception):
+        pass
+
+    def die(event):
+        raise Killed()
+
+    with pytest.raises(Killed):
+        train_encoder(base_path=str(tiny_encoder_dir), kind="classifier", train=TRAIN, validation=VAL, labels=None,
+                      params={"epochs": 3, "batch_size": 8, "learning_rate": 1e-3, "seed": 5},
+                      work_dir=tmp_path / "resumed", callbacks=Callbacks(on_epoch=die))
+    assert (tmp_path / "resumed" / "checkpoint" / "state.pt").exists()
+    resumed = run(tmp_path / "resumed", tiny_encoder_dir, epochs=3, seed=5)
+    assert resumed.resumed_from_epoch == 1
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert [round(h["train_loss"], 5) for h in resumed.history] == [round(h["train_loss"], 5) for h in full.history]
+
+
+def test_cancel_stops_training(tmp_path, tiny_encoder_dir):
+    with pytest.raises(TrainingCancelled):
+        train_encoder(base_path=str(tiny_encoder_dir), kind="classifier", train=TRAIN, validation=VAL, labels=None,
+                      params={"epochs": 3}, work_dir=tmp_path, callbacks=Callbacks(should_cancel=lambda: True))
+
+
+def test_regression_reports_qwk_and_restores_the_target_scale(tmp_path, tiny_encoder_dir):
+    rows = [{"text": f"essay {'long ' * (i % 6)} number {i}", "target": float(i % 6 + 1)} for i in range(48)]
+    result = train_encoder(base_path=str(tiny_encoder_dir), kind="regressor", train=rows[:40], validation=rows[40:],
+                           labels=None, params={"epochs": 2, "batch_size": 8, "learning_rate": 1e-3},
+                           work_dir=tmp_path)
+    assert set(result.metrics) >= {"qwk", "rmse", "pearson"}
+    sidecar = json.loads((result.best_dir / "parlance.json").read_text())
+    assert sidecar["target_mean"] == pytest.approx(sum(r["target"] for r in rows[:40]) / 40)
