@@ -90,22 +90,33 @@ def start_finetune(task: str, dataset, **params) -> TrainingJob:
     return finetune_start(task=task, dataset=dataset, params=params, scope=scope, user=user)
 
 
-def evaluate(version: ModelVersion, dataset, *, split: str = "test") -> dict:
-    """Metrics of `version` on one split of `dataset`: accuracy + macro-F1, or RMSE + Pearson + QWK."""
+def evaluate(version: ModelVersion, dataset, *, split: str | None = "test", progress=None) -> dict:
+    """Metrics of `version` on one split of `dataset` (None: every row).
+
+    Accuracy + macro-F1 for classifiers; RMSE + Pearson + QWK for regressors. `progress(done, total)`
+    is called as batches finish.
+    """
     from mlcore import metrics, runtime
     from mlcore.selectors import dataset_rows
 
     rows = dataset_rows(dataset=dataset, split=split)
     if not rows:
-        raise RegistryError(f"{dataset.name!r} has no rows in its {split} split.")
-    texts = [r["text"] for r in rows]
-    path = version_path(version)
+        raise RegistryError(f"{dataset.name!r} has no rows in its {split or 'any'} split.")
     if version.family == Family.CLASSIFIER:
-        pred = [p["label"] for p in runtime.classify(path, texts)]
-        labels = version.label_map or sorted({r["label"] for r in rows})
-        report = metrics.classification_report([r["label"] for r in rows], pred, labels)
+        run = lambda chunk: [p["label"] for p in runtime.classify(path, chunk)]  # noqa: E731
     elif version.family == Family.REGRESSOR:
-        report = metrics.regression_report([float(r["target"]) for r in rows], runtime.regress(path, texts))
+        run = lambda chunk: runtime.regress(path, chunk)  # noqa: E731
     else:
         raise RegistryError(f"Evaluating a {version.get_family_display().lower()} is not available yet.")
-    return {**report, "dataset": dataset.name, "dataset_id": dataset.pk, "split": split}
+    path = version_path(version)
+    texts, pred = [r["text"] for r in rows], []
+    for start in range(0, len(texts), 256):
+        pred.extend(run(texts[start : start + 256]))
+        if progress:
+            progress(len(pred), len(texts))
+    if version.family == Family.CLASSIFIER:
+        labels = version.label_map or sorted({r["label"] for r in rows})
+        report = metrics.classification_report([r["label"] for r in rows], pred, labels)
+    else:
+        report = metrics.regression_report([float(r["target"]) for r in rows], pred)
+    return {**report, "dataset": dataset.name, "dataset_id": dataset.pk, "split": split or "all"}

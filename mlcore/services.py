@@ -79,6 +79,15 @@ def model_version_archive(*, version: ModelVersion) -> ModelVersion:
     return version
 
 
+def model_version_record_evaluation(*, version: ModelVersion, report: dict) -> ModelVersion:
+    """Keep an evaluation report on the version, beside the metrics it was trained with."""
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        version.metrics = {**version.metrics, "evaluations": [*version.metrics.get("evaluations", []), report]}
+        version.save(update_fields=["metrics"])
+    return version
+
+
 BASE_VERSIONS = [
     (Task.EMBED, Family.EMBEDDER, specs.encoder_spec),
     (Task.TUTOR, Family.CAUSAL_LM, specs.lm_spec),
@@ -111,9 +120,12 @@ DATASET_KIND_FOR_FAMILY = {
 
 def finetune_start(
     *, task: str, dataset: Dataset, params: dict | None = None, scope: str = "", user=None,
-    base_version: ModelVersion | None = None,
+    base_version: ModelVersion | None = None, enqueue: bool = True,
 ) -> TrainingJob:
-    """Queue a fine-tune of `task` on `dataset`; the `ml` workers pick it up after commit."""
+    """Queue a fine-tune of `task` on `dataset`; the `ml` workers pick it up after commit.
+
+    `enqueue=False` leaves the queued job for the caller to run (the `finetune --inline` command).
+    """
     family = TASK_FAMILIES[Task(task)]
     expected = DATASET_KIND_FOR_FAMILY.get(family)
     if expected is None:
@@ -130,7 +142,8 @@ def finetune_start(
             task=task, scope=scope, dataset=dataset, params=params or {}, base_version=base_version,
             created_by=user, celery_task_id=str(uuid.uuid4()),
         )
-        transaction.on_commit(lambda: _enqueue_run(job))
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue_run(job))
     return job
 
 
