@@ -66,20 +66,23 @@ def embed(texts: list[str]) -> list[list[float]]:
     return runtime.embed(path, texts)
 
 
-def generate(task: str, prompt: str, *, system: str | None = None, adapter_version: ModelVersion | None = None,
-             **sampling) -> Iterator[str]:
+def generate(task: str, prompt: str, *, scope: str = "", system: str | None = None, **sampling) -> Iterator[str]:
     """Text pieces as the task's language model produces them.
 
+    With a `scope` (e.g. a writer's project) that has an active LoRA adapter, the adapter is applied.
     Sampling: temperature, top_p, top_k, repetition_penalty, max_new_tokens, seed, stop (list of strings).
     """
     from mlcore import runtime
 
     version = active_version(task=task)
     adapter = None
-    if adapter_version is not None:
-        if adapter_version.family != Family.LORA_ADAPTER:
-            raise RegistryError("Only a LoRA adapter version can be applied on top of a task's model.")
-        adapter = str(specs.artifact_dir(adapter_version.artifact_path))
+    if scope:
+        try:
+            adapter_version = active_version(task=task, scope=scope)
+        except NoActiveVersion:
+            adapter_version = None
+        if adapter_version is not None and adapter_version.family == Family.LORA_ADAPTER:
+            adapter = str(specs.artifact_dir(adapter_version.artifact_path))
     return runtime.generate(version_path(version), prompt, adapter=adapter, system=system, **sampling)
 
 
@@ -88,6 +91,16 @@ def start_finetune(task: str, dataset, **params) -> TrainingJob:
     scope = params.pop("scope", "")
     user = params.pop("user", None)
     return finetune_start(task=task, dataset=dataset, params=params, scope=scope, user=user)
+
+
+def _lm_report(version: ModelVersion, rows: list[dict]) -> dict:
+    from mlcore import runtime
+
+    texts = [r["text"] for r in rows]
+    if version.family == Family.LORA_ADAPTER:
+        base = specs.resolve(version.base_spec)
+        return {"perplexity": runtime.perplexity(base, texts, adapter=version_path(version)), "n": len(texts)}
+    return {"perplexity": runtime.perplexity(version_path(version), texts), "n": len(texts)}
 
 
 def evaluate(version: ModelVersion, dataset, *, split: str | None = "test", progress=None) -> dict:
@@ -106,6 +119,8 @@ def evaluate(version: ModelVersion, dataset, *, split: str | None = "test", prog
         run = lambda chunk: [p["label"] for p in runtime.classify(path, chunk)]  # noqa: E731
     elif version.family == Family.REGRESSOR:
         run = lambda chunk: runtime.regress(path, chunk)  # noqa: E731
+    elif version.family in (Family.CAUSAL_LM, Family.LORA_ADAPTER):
+        return {**_lm_report(version, rows), "dataset": dataset.name, "dataset_id": dataset.pk, "split": split or "all"}
     else:
         raise RegistryError(f"Evaluating a {version.get_family_display().lower()} is not available yet.")
     path = version_path(version)

@@ -198,6 +198,22 @@ def embed(path: str, texts: list[str], *, batch_size: int = 64, max_length: int 
     return out
 
 
+def perplexity(path: str, texts: list[str], *, adapter: str | None = None, max_length: int = 512) -> float:
+    """exp of the mean next-token loss over all `texts` (each scored on its own, truncated to max_length)."""
+    loaded = causal_lm(path, adapter)
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for text in texts:
+            enc = loaded.tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)
+            ids = enc["input_ids"].to(loaded.device)
+            if ids.shape[1] < 2:
+                continue
+            loss = loaded.model(input_ids=ids, labels=ids).loss.float().item()
+            total += loss * (ids.shape[1] - 1)
+            count += ids.shape[1] - 1
+    return float("nan") if count == 0 else float(torch.tensor(total / count).exp())
+
+
 _generate_lock = threading.Lock()
 
 

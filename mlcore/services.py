@@ -115,6 +115,7 @@ def base_versions_ensure() -> list[ModelVersion]:
 DATASET_KIND_FOR_FAMILY = {
     Family.CLASSIFIER: Dataset.Kind.CLASSIFICATION,
     Family.REGRESSOR: Dataset.Kind.REGRESSION,
+    Family.CAUSAL_LM: Dataset.Kind.TEXT,
 }
 
 
@@ -182,7 +183,7 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
     Returns what happened ("claimed elsewhere", "succeeded", "failed", "cancelled").
     """
     from mlcore.selectors import dataset_rows  # noqa: PLC0415  (reads the dataset file)
-    from mlcore.training import Callbacks, TrainingCancelled, train_encoder  # noqa: PLC0415  (imports torch)
+    from mlcore.training import Callbacks, TrainingCancelled, train_encoder, train_lora  # noqa: PLC0415  (torch)
 
     now = timezone.now()
     claimed = TrainingJob.objects.filter(
@@ -220,24 +221,25 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
         return TrainingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
     try:
-        base_spec = job.base_version.base_spec if job.base_version else specs.encoder_spec()
-        base_path = (
-            str(specs.artifact_dir(job.base_version.artifact_path))
-            if job.base_version and job.base_version.artifact_path
-            else specs.resolve(base_spec)
-        )
+        base_spec, base_path = _training_base(job, family)
         train_rows = dataset_rows(dataset=job.dataset, split="train")
         val_rows = dataset_rows(dataset=job.dataset, split="validation")
         resumed = (work_dir / "checkpoint" / "state.pt").exists()
         _append_log(job.pk, f"attempt {job.attempts} on {worker or 'a worker'}: {len(train_rows)} training rows, "
                             f"{len(val_rows)} validation rows, base {base_spec}"
                             + (" (resuming from the last checkpoint)" if resumed else ""))
-        result = train_encoder(
-            base_path=base_path, kind=family.value, train=train_rows, validation=val_rows,
-            labels=job.dataset.labels or None, params=job.params, work_dir=work_dir,
-            callbacks=Callbacks(on_step=on_step, on_epoch=on_epoch, should_cancel=should_cancel),
-            base_spec=base_spec,
-        )
+        callbacks = Callbacks(on_step=on_step, on_epoch=on_epoch, should_cancel=should_cancel)
+        if family == Family.CAUSAL_LM:
+            result = train_lora(
+                base_path=base_path, train=[r["text"] for r in train_rows], validation=[r["text"] for r in val_rows],
+                params=job.params, work_dir=work_dir, callbacks=callbacks, base_spec=base_spec,
+            )
+        else:
+            result = train_encoder(
+                base_path=base_path, kind=family.value, train=train_rows, validation=val_rows,
+                labels=job.dataset.labels or None, params=job.params, work_dir=work_dir, callbacks=callbacks,
+                base_spec=base_spec,
+            )
     except TrainingCancelled:
         TrainingJob.objects.filter(pk=job.pk).update(state=TrainingJob.State.CANCELLED, finished_at=timezone.now())
         _append_log(job.pk, "cancelled by an operator")
@@ -260,7 +262,8 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
                "epochs_run": result.epochs_run, "stopped_early": result.stopped_early}
     with transaction.atomic():
         version = model_version_register(
-            task=job.task, scope=job.scope, family=family, base_spec=base_spec, artifact_path=str(artifact),
+            task=job.task, scope=job.scope, family=Family.LORA_ADAPTER if family == Family.CAUSAL_LM else family,
+            base_spec=base_spec, artifact_path=str(artifact),
             label_map=job.dataset.labels if family == Family.CLASSIFIER else [], metrics=metrics,
             name=f"{job.dataset.name} (job {job.pk})",
         )
@@ -271,6 +274,23 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
     _append_log(job.pk, f"done: version {version.pk} registered ({', '.join(f'{k}={v}' for k, v in metrics.items())})")
     shutil.rmtree(work_dir, ignore_errors=True)
     return "succeeded"
+
+
+def _training_base(job: TrainingJob, family: Family) -> tuple[str, str]:
+    """The spec and the directory a job trains from: its base version, the task's model, or the packaged one."""
+    from mlcore.selectors import NoActiveVersion, active_version  # noqa: PLC0415
+
+    version = job.base_version
+    if version is None and family == Family.CAUSAL_LM:
+        try:
+            version = active_version(task=job.task)
+        except NoActiveVersion:
+            version = None
+    if version is not None:
+        path = specs.artifact_dir(version.artifact_path) if version.artifact_path else specs.resolve(version.base_spec)
+        return version.base_spec, str(path)
+    spec = specs.lm_spec() if family == Family.CAUSAL_LM else specs.encoder_spec()
+    return spec, specs.resolve(spec)
 
 
 def jobs_recover(*, stale_after: timedelta | None = None) -> dict:

@@ -233,3 +233,191 @@ def train_encoder(
     (work_dir / "history.json").write_text(json.dumps(history, indent=2))
     return TrainResult(best_dir=best_dir, metrics=best_report, epochs_run=epoch + 1,
                        stopped_early=stopped_early, resumed_from_epoch=resumed_from, history=history)
+
+
+DEFAULT_LORA_PARAMS = {
+    "epochs": 2,
+    "batch_size": 4,
+    "block_size": 256,
+    "learning_rate": 2e-4,
+    "weight_decay": 0.0,
+    "warmup_ratio": 0.05,
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "patience": 2,
+    "seed": 13,
+}
+
+
+def _blocks(tokenizer, texts: list[str], block_size: int) -> list[list[int]]:
+    """Concatenate the texts (each ended by EOS) and cut the token stream into equal blocks."""
+    eos = tokenizer.eos_token_id
+    stream: list[int] = []
+    for text in texts:
+        stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if eos is not None:
+            stream.append(eos)
+    if len(stream) < 2:
+        return []
+    if len(stream) <= block_size:
+        return [stream]
+    return [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+
+
+def _lora_targets(model) -> list[str] | str:
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    wanted = [n for n in ("q_proj", "k_proj", "v_proj", "o_proj") if n in names]
+    return wanted or "all-linear"
+
+
+def train_lora(
+    *,
+    base_path: str,
+    train: list[str],
+    validation: list[str],
+    params: dict,
+    work_dir: Path,
+    callbacks: Callbacks | None = None,
+    base_spec: str = "",
+) -> TrainResult:
+    """Train a LoRA adapter on plain texts; reports validation perplexity before and after."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
+
+    cb = callbacks or Callbacks()
+    p = {**DEFAULT_LORA_PARAMS, **{k: v for k, v in params.items() if v is not None}}
+    _seed_everything(int(p["seed"]))
+    device = select_device()
+    work_dir = Path(work_dir)
+    ckpt_dir, best_dir = work_dir / "checkpoint", work_dir / "best"
+
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    if getattr(base, "hf_quantizer", None) is not None:  # a model loaded straight from a GGUF
+        base.hf_quantizer.remove_quantization_config(base)
+    block_size = min(int(p["block_size"]), getattr(base.config, "max_position_embeddings", 2048))
+    train_blocks = _blocks(tokenizer, train, block_size)
+    val_blocks = _blocks(tokenizer, validation, block_size)
+    if not train_blocks:
+        raise ValueError("the training texts are empty after tokenisation")
+
+    resume = (ckpt_dir / "state.pt").exists()
+    if resume:
+        model = PeftModel.from_pretrained(base, ckpt_dir, is_trainable=True)
+    else:
+        config = LoraConfig(r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]), lora_dropout=float(p["lora_dropout"]),
+                            target_modules=_lora_targets(base), task_type="CAUSAL_LM")
+        model = get_peft_model(base, config)
+    model.to(device)
+
+    def perplexity(blocks: list[list[int]]) -> float:
+        if not blocks:
+            return float("nan")
+        model.eval()
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for start in range(0, len(blocks), int(p["batch_size"])):
+                ids, mask = _pad(blocks[start : start + int(p["batch_size"])], tokenizer, device)
+                labels = ids.masked_fill(mask == 0, -100)
+                out = model(input_ids=ids, attention_mask=mask, labels=labels)
+                n = int((labels[:, 1:] != -100).sum())
+                total += out.loss.float().item() * n
+                count += n
+        model.train()
+        return math.exp(total / max(count, 1))
+
+    epochs, batch_size = int(p["epochs"]), int(p["batch_size"])
+    steps_per_epoch = math.ceil(len(train_blocks) / batch_size)
+    total_steps = steps_per_epoch * epochs
+    optimizer = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=float(p["learning_rate"]),
+                                  weight_decay=float(p["weight_decay"]))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * float(p["warmup_ratio"])), total_steps)
+
+    start_epoch, best_score, stale_epochs, history = 0, -math.inf, 0, []
+    best_report: dict = {}
+    if resume:
+        state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best_score, stale_epochs = state["epoch"] + 1, state["best_score"], state["stale_epochs"]
+        history, best_report = state["history"], state["best_report"]
+        ppl_before = state["perplexity_before"]
+    else:
+        ppl_before = perplexity(val_blocks)
+    resumed_from = start_epoch
+    sidecar = {"family": "lora_adapter", "base_spec": base_spec, "perplexity_before": ppl_before}
+
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
+    stopped_early = False
+    epoch = start_epoch - 1
+    model.train()
+    for epoch in range(start_epoch, epochs):
+        losses, started = [], time.monotonic()
+        for step_in_epoch, idx in enumerate(_batches(len(train_blocks), batch_size, int(p["seed"]), epoch)):
+            if cb.should_cancel():
+                raise TrainingCancelled()
+            ids, mask = _pad([train_blocks[i] for i in idx], tokenizer, device)
+            with autocast:
+                out = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_([w for w in model.parameters() if w.requires_grad], 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(out.loss.item())
+            step = epoch * steps_per_epoch + step_in_epoch + 1
+            if step % cb.step_report_every == 0 or step_in_epoch == steps_per_epoch - 1:
+                recent = losses[-cb.step_report_every:]
+                cb.on_step({"step": step, "total_steps": total_steps, "epoch": epoch + 1,
+                            "loss": sum(recent) / len(recent), "progress": 100.0 * step / total_steps})
+        ppl = perplexity(val_blocks) if val_blocks else math.exp(sum(losses) / len(losses))
+        report = {"perplexity_before": ppl_before, "perplexity": ppl, "n_blocks": len(val_blocks)}
+        event = {"epoch": epoch + 1, "train_loss": sum(losses) / len(losses),
+                 "seconds": round(time.monotonic() - started, 2), "val_perplexity": ppl}
+        history.append(event)
+        if -ppl > best_score:
+            best_score, best_report, stale_epochs = -ppl, report, 0
+            if best_dir.exists():
+                shutil.rmtree(best_dir)
+            model.save_pretrained(best_dir)  # the adapter only (a few MB)
+            tokenizer.save_pretrained(best_dir)
+            write_sidecar(best_dir, {**sidecar, "perplexity_after": ppl, "best_epoch": epoch + 1})
+        else:
+            stale_epochs += 1
+        tmp = work_dir / "checkpoint.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save_pretrained(tmp)
+        torch.save({
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_score": best_score,
+            "stale_epochs": stale_epochs, "history": history, "best_report": best_report,
+            "perplexity_before": ppl_before,
+        }, tmp / "state.pt")
+        if ckpt_dir.exists():
+            shutil.rmtree(ckpt_dir)
+        tmp.rename(ckpt_dir)
+        cb.on_epoch(event)
+        if val_blocks and stale_epochs >= int(p["patience"]):
+            stopped_early = True
+            break
+
+    (work_dir / "history.json").write_text(json.dumps(history, indent=2))
+    return TrainResult(best_dir=best_dir, metrics=best_report, epochs_run=epoch + 1,
+                       stopped_early=stopped_early, resumed_from_epoch=resumed_from, history=history)
+
+
+def _pad(blocks: list[list[int]], tokenizer, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(b) for b in blocks)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    ids = torch.full((len(blocks), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(blocks), width), dtype=torch.long)
+    for row, block in enumerate(blocks):
+        ids[row, : len(block)] = torch.tensor(block)
+        mask[row, : len(block)] = 1
+    return ids.to(device), mask.to(device)

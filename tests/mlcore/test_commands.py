@@ -51,7 +51,7 @@ def test_finetune_refuses_bad_params(sentiment_file, mlcore_home):
 
 def test_finetune_refuses_a_task_it_cannot_train_yet(sentiment_file, mlcore_home):
     with pytest.raises(CommandError, match="not available yet"):
-        call_command("finetune", "entertainment.story", "--data", str(sentiment_file))
+        call_command("finetune", "education.embed", "--data", str(sentiment_file))
 
 
 def test_evaluate_without_an_active_version_says_what_to_do(sentiment_file, mlcore_home):

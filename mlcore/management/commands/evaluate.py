@@ -3,10 +3,10 @@ from tqdm import tqdm
 
 from mlcore import api, services
 from mlcore.data import DataError
-from mlcore.models import TASK_FAMILIES, Dataset, Family, ModelVersion, Task
+from mlcore.models import TASK_FAMILIES, ModelVersion, Task
 from mlcore.selectors import NoActiveVersion, active_version
 
-KIND_FOR_FAMILY = {Family.CLASSIFIER: Dataset.Kind.CLASSIFICATION, Family.REGRESSOR: Dataset.Kind.REGRESSION}
+KIND_FOR_FAMILY = services.DATASET_KIND_FOR_FAMILY
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("task", choices=[t.value for t in Task])
         parser.add_argument("--data", required=True)
-        parser.add_argument("--format", choices=["csv", "jsonl", "phrasebank"], default=None)
+        parser.add_argument("--format", choices=["csv", "jsonl", "text", "phrasebank"], default=None)
         parser.add_argument("--text-column", default="text")
         parser.add_argument("--label-column", default=None)
         parser.add_argument("--target-column", default=None)

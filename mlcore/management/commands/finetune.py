@@ -7,9 +7,9 @@ from tqdm import tqdm
 
 from mlcore import services
 from mlcore.data import DataError
-from mlcore.models import TASK_FAMILIES, Dataset, Family, Task, TrainingJob
+from mlcore.models import TASK_FAMILIES, Task, TrainingJob
 
-KIND_FOR_FAMILY = {Family.CLASSIFIER: Dataset.Kind.CLASSIFICATION, Family.REGRESSOR: Dataset.Kind.REGRESSION}
+KIND_FOR_FAMILY = services.DATASET_KIND_FOR_FAMILY
 
 
 class Command(BaseCommand):
