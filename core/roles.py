@@ -90,3 +90,17 @@ def app_entries() -> list[AppEntry]:
 def entries_for(user) -> list[AppEntry]:
     roles = user_roles(user)
     return [entry for entry in app_entries() if entry.roles & roles]
+
+
+def api_role_permission(*roles: Role):
+    """A DRF permission class admitting authenticated users that hold one of `roles`."""
+    from rest_framework.permissions import BasePermission
+
+    class HasRole(BasePermission):
+        message = "Your account does not have a role that opens this endpoint."
+
+        def has_permission(self, request, view):
+            return bool(request.user and request.user.is_authenticated and has_any_role(request.user, roles))
+
+    HasRole.__name__ = f"Has{''.join(r.value.title() for r in roles)}Role"
+    return HasRole

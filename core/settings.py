@@ -218,6 +218,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"MlcoreTaskEnum": "mlcore.models.Task"},
 }
 
 # Celery. The default broker is kombu's filesystem transport under var/: it needs no server,

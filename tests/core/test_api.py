@@ -51,3 +51,11 @@ def test_api_docs_page_uses_local_assets(client_with_roles):
     assert response.status_code == 200
     html = response.content.decode()
     assert "cdn." not in html and "swagger-ui" in html
+
+
+def test_the_openapi_schema_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    assert "/api/v1/models/jobs/" in out.read_text()
