@@ -246,7 +246,11 @@ CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_CACHE_BACKEND = "django-cache"
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"mlcore.*": {"queue": "ml"}}
+CELERY_TASK_ROUTES = {
+    "mlcore.*": {"queue": "ml"},
+    # Bulk inference of the apps runs beside training on the ml workers.
+    "finance.score_articles": {"queue": "ml"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

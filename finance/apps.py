@@ -12,3 +12,16 @@ class FinanceConfig(AppConfig):
         "url_name": "finance:index",
         "roles": frozenset({Role.ANALYST}),
     }
+
+    def ready(self):
+        from mlcore.signals import model_version_activated
+
+        model_version_activated.connect(_rescore_on_activation, dispatch_uid="finance-rescore-on-activation")
+
+
+def _rescore_on_activation(sender, version, **kwargs):
+    """A new sentiment model reads the whole history again, in the background."""
+    if version.task == "finance.sentiment" and not version.scope:
+        from celery import current_app
+
+        current_app.send_task("finance.rescore_all")

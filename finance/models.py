@@ -1,0 +1,143 @@
+"""Finance: companies, news articles, the tickers they mention, sentiment per model version."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Company(models.Model):
+    symbol = models.CharField(max_length=12, unique=True)
+    name = models.CharField(max_length=200)
+    sector = models.CharField(max_length=100, db_index=True)
+    aliases = models.JSONField(default=list, blank=True, help_text="Other names the news uses for it")
+
+    class Meta:
+        ordering = ["symbol"]
+        verbose_name_plural = "companies"
+        constraints = [models.CheckConstraint(condition=~Q(symbol=""), name="finance_company_symbol_not_empty")]
+
+    def __str__(self):
+        return f"{self.symbol} · {self.name}"
+
+
+class Source(models.Model):
+    class Kind(models.TextChoices):
+        CSV = "csv", "CSV upload"
+        FEED = "feed", "RSS/Atom feed"
+        API = "api", "JSON API"
+        DEMO = "demo", "Demo data"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CSV)
+    url = models.URLField(blank=True, default="")
+    feed_url = models.URLField(blank=True, default="", help_text="Polled on the beat schedule when set")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Article(models.Model):
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="articles")
+    title = models.CharField(max_length=500)
+    body = models.TextField(blank=True, default="")
+    url = models.URLField(max_length=1000, blank=True, default="")
+    published_at = models.DateTimeField(db_index=True)
+    # sha1 of the normalised title + body: the same article twice is one row.
+    content_hash = models.CharField(max_length=40, unique=True)
+    # The first article of its near-duplicate cluster (itself for a leader); aggregates count a story once.
+    cluster_leader = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="syndicated_copies")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        indexes = [models.Index(fields=["source", "published_at"])]
+
+    def __str__(self):
+        return self.title[:80]
+
+    @property
+    def is_leader(self) -> bool:
+        return self.cluster_leader_id in (None, self.pk)
+
+
+class ArticleTicker(models.Model):
+    class Detection(models.TextChoices):
+        CASHTAG = "cashtag", "Cashtag ($SYM)"
+        SYMBOL = "symbol", "Symbol"
+        NAME = "name", "Name or alias"
+        MANUAL = "manual", "Set by an analyst"
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="tickers")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="mentions")
+    relevance = models.FloatField(default=1.0, help_text="0 to 1: how much the article is about this company")
+    detected_by = models.CharField(max_length=10, choices=Detection.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["article", "company"], name="finance_one_mention_per_company"),
+            models.CheckConstraint(condition=Q(relevance__gte=0) & Q(relevance__lte=1),
+                                   name="finance_relevance_0_1"),
+        ]
+
+    def __str__(self):
+        return f"{self.company.symbol} in {self.article_id} ({self.relevance:.2f})"
+
+
+class ArticleSentiment(models.Model):
+    """One model version's reading of one article (from its sentences): P(pos) − P(neg) in [−1, 1]."""
+
+    class Label(models.TextChoices):
+        POSITIVE = "positive"
+        NEUTRAL = "neutral"
+        NEGATIVE = "negative"
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="sentiments")
+    model_version = models.ForeignKey("mlcore.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    label = models.CharField(max_length=10, choices=Label.choices)
+    p_positive = models.FloatField()
+    p_neutral = models.FloatField()
+    p_negative = models.FloatField()
+    score = models.FloatField(db_index=True)
+    sentences = models.JSONField(default=list, blank=True, help_text="[{text, label, score}] per sentence")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["article", "model_version"], name="finance_one_score_per_version"),
+            models.CheckConstraint(condition=Q(score__gte=-1) & Q(score__lte=1), name="finance_score_range"),
+        ]
+
+    def __str__(self):
+        return f"{self.article_id}: {self.label} {self.score:+.2f}"
+
+
+class Watchlist(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watchlists")
+    name = models.CharField(max_length=100)
+    companies = models.ManyToManyField(Company, blank=True, related_name="watchlists")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="finance_watchlist_name_per_owner")]
+
+    def __str__(self):
+        return self.name
+
+
+class DailyPrice(models.Model):
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="prices")
+    date = models.DateField()
+    close = models.DecimalField(max_digits=14, decimal_places=4)
+
+    class Meta:
+        ordering = ["company", "date"]
+        constraints = [models.UniqueConstraint(fields=["company", "date"], name="finance_one_price_per_day")]
+
+    def __str__(self):
+        return f"{self.company.symbol} {self.date} {self.close}"

@@ -15,7 +15,7 @@ from mlcore.specs import ModelNotReady
 
 __all__ = [
     "ModelNotReady", "NoActiveVersion", "RegistryError", "Task",
-    "predict", "score", "embed", "generate", "start_finetune", "evaluate", "version_path",
+    "predict", "score", "embed", "generate", "start_finetune", "evaluate", "version_path", "active_version",
 ]
 
 
@@ -32,14 +32,18 @@ def _checked(texts) -> list[str]:
     return [str(t) for t in texts]
 
 
-def predict(task: str, texts: list[str], *, scope: str = "") -> list[dict]:
-    """`{"label", "scores": {label: probability}}` per text, in input order."""
+def predict(task: str, texts: list[str], *, scope: str = "", version: ModelVersion | None = None) -> list[dict]:
+    """`{"label", "scores": {label: probability}}` per text, in input order.
+
+    `version` pins the model (e.g. the one whose id the caller stores with the results); by
+    default the task's active version is used.
+    """
     from mlcore import runtime
 
     texts = _checked(texts)
     if not texts:
         return []
-    return runtime.classify(version_path(active_version(task=task, scope=scope)), texts)
+    return runtime.classify(version_path(version or active_version(task=task, scope=scope)), texts)
 
 
 def score(task: str, texts: list[str], *, scope: str = "") -> list[float]:

@@ -1,0 +1,54 @@
+from django.contrib import admin
+
+from finance.models import Article, ArticleSentiment, ArticleTicker, Company, DailyPrice, Source, Watchlist
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "name", "sector"]
+    list_filter = ["sector"]
+    search_fields = ["symbol", "name"]
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "url", "feed_url", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "url"]
+
+
+class ArticleTickerInline(admin.TabularInline):
+    model = ArticleTicker
+    extra = 0
+    raw_id_fields = ["company"]
+
+
+@admin.register(Article)
+class ArticleAdmin(admin.ModelAdmin):
+    list_display = ["title", "source", "published_at", "cluster_leader"]
+    list_filter = ["source", "published_at"]
+    search_fields = ["title", "body", "url"]
+    date_hierarchy = "published_at"
+    raw_id_fields = ["cluster_leader"]
+    inlines = [ArticleTickerInline]
+
+
+@admin.register(ArticleSentiment)
+class ArticleSentimentAdmin(admin.ModelAdmin):
+    list_display = ["article", "model_version", "label", "score", "created_at"]
+    list_filter = ["label", "model_version"]
+    raw_id_fields = ["article"]
+
+
+@admin.register(Watchlist)
+class WatchlistAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "created_at"]
+    search_fields = ["name", "owner__username"]
+    filter_horizontal = ["companies"]
+
+
+@admin.register(DailyPrice)
+class DailyPriceAdmin(admin.ModelAdmin):
+    list_display = ["company", "date", "close"]
+    list_filter = ["company"]
+    date_hierarchy = "date"
