@@ -1,0 +1,151 @@
+"""Reads of finance: sentiment aggregated per ticker, sector and day (pandas).
+
+Stories are counted once: a syndicated copy (an article with a cluster leader) adds a source
+to its story, not an article. Scores are relevance-weighted means of P(pos) − P(neg) from the
+active sentiment version, bucketed the Alpha Vantage way.
+"""
+
+from datetime import date, datetime, time, timedelta
+
+import pandas as pd
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from finance.models import Article, ArticleSentiment, ArticleTicker
+from mlcore import api as ml
+
+MENTION_COLUMNS = ["article", "published_at", "symbol", "company", "sector", "relevance", "score", "label",
+                   "source", "sources"]
+
+
+def bucket(score: float) -> str:
+    """bearish ≤ −0.35 < somewhat bearish ≤ −0.15 < neutral < 0.15 ≤ somewhat bullish < 0.35 ≤ bullish."""
+    if score <= -0.35:
+        return "bearish"
+    if score <= -0.15:
+        return "somewhat bearish"
+    if score < 0.15:
+        return "neutral"
+    if score < 0.35:
+        return "somewhat bullish"
+    return "bullish"
+
+
+def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    tz = timezone.get_current_timezone()
+    return datetime.combine(start, time.min, tzinfo=tz), datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz)
+
+
+def mentions_frame(*, start: date, end: date, symbols: list[str] | None = None,
+                   source_ids: list[int] | None = None) -> pd.DataFrame:
+    """One row per (story, company) in [start, end] with the active version's score; one query."""
+    try:
+        version = ml.active_version(task=ml.Task.FINANCE_SENTIMENT)
+    except ml.NoActiveVersion:
+        return pd.DataFrame(columns=MENTION_COLUMNS)
+    lo, hi = _day_bounds(start, end)
+    mentions = ArticleTicker.objects.filter(
+        article__published_at__gte=lo, article__published_at__lt=hi,
+        article__cluster_leader__isnull=True,
+        article__sentiments__model_version=version,
+    )
+    if symbols:
+        mentions = mentions.filter(company__symbol__in=symbols)
+    if source_ids:
+        mentions = mentions.filter(article__source_id__in=source_ids)
+    rows = mentions.annotate(copies=Count("article__syndicated_copies", distinct=True)).values_list(
+        "article_id", "article__published_at", "company__symbol", "company__name", "company__sector", "relevance",
+        "article__sentiments__score", "article__sentiments__label", "article__source__name", "copies",
+    )
+    frame = pd.DataFrame(list(rows), columns=MENTION_COLUMNS)
+    frame["sources"] = frame["sources"] + 1
+    frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True)
+    frame["day"] = frame["published_at"].dt.tz_convert(timezone.get_current_timezone()).dt.date
+    return frame
+
+
+def _aggregate(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, "articles", "score", "share_positive", "share_negative", "bucket"])
+    work = frame.assign(weighted=frame["score"] * frame["relevance"],
+                        positive=(frame["label"] == "positive").astype(float),
+                        negative=(frame["label"] == "negative").astype(float))
+    grouped = work.groupby(keys, sort=True).agg(
+        articles=("article", "nunique"), weighted=("weighted", "sum"), relevance=("relevance", "sum"),
+        share_positive=("positive", "mean"), share_negative=("negative", "mean"),
+    ).reset_index()
+    grouped["score"] = grouped["weighted"] / grouped["relevance"]
+    grouped["bucket"] = grouped["score"].map(bucket)
+    return grouped.drop(columns=["weighted", "relevance"])
+
+
+def daily_by_ticker(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per ticker and day: stories, weighted score, shares, bucket, and the 7-day rolling mean."""
+    daily = _aggregate(frame, ["symbol", "day"])
+    if daily.empty:
+        return daily.assign(rolling_7d=pd.Series(dtype=float))
+    rolled = []
+    for _, group in daily.groupby("symbol", sort=True):
+        series = group.set_index(pd.to_datetime(group["day"]))["score"]
+        rolled.append(series.rolling("7D").mean().to_numpy())
+    daily["rolling_7d"] = [value for chunk in rolled for value in chunk]
+    return daily
+
+
+def daily_by_sector(frame: pd.DataFrame) -> pd.DataFrame:
+    return _aggregate(frame, ["sector", "day"])
+
+
+def daily_market(frame: pd.DataFrame) -> pd.DataFrame:
+    return _aggregate(frame.assign(market="all"), ["market", "day"]).drop(columns=["market"])
+
+
+def weekly_by_ticker(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return _aggregate(frame, ["symbol", "week"])
+    weeks = pd.to_datetime(frame["day"]).dt.to_period("W-SUN").dt.start_time.dt.date
+    return _aggregate(frame.assign(week=weeks), ["symbol", "week"])
+
+
+def movers(frame: pd.DataFrame, *, end: date, days: int = 7, limit: int = 5) -> dict[str, list[dict]]:
+    """Tickers whose weighted score moved most between the last `days` days and the `days` before."""
+    if frame.empty:
+        return {"up": [], "down": []}
+    recent_start, previous_start = end - timedelta(days=days - 1), end - timedelta(days=2 * days - 1)
+    recent = _aggregate(frame[frame["day"] >= recent_start], ["symbol"]).set_index("symbol")
+    previous = _aggregate(frame[(frame["day"] >= previous_start) & (frame["day"] < recent_start)],
+                          ["symbol"]).set_index("symbol")
+    both = recent.add_suffix("_now").join(previous.add_suffix("_before"), how="inner")
+    if both.empty:
+        return {"up": [], "down": []}
+    both["change"] = both["score_now"] - both["score_before"]
+    rows = [{"symbol": symbol, "score": row["score_now"], "previous": row["score_before"], "change": row["change"],
+             "articles": int(row["articles_now"])} for symbol, row in both.iterrows()]
+    up = sorted((r for r in rows if r["change"] > 0), key=lambda r: (-r["change"], r["symbol"]))[:limit]
+    down = sorted((r for r in rows if r["change"] < 0), key=lambda r: (r["change"], r["symbol"]))[:limit]
+    return {"up": up, "down": down}
+
+
+def headlines(*, start: date, end: date, symbol: str | None = None, query: str = "",
+              source_ids: list[int] | None = None, limit: int = 200) -> list[dict]:
+    """Stories (syndicated copies folded in) newest first, with the active version's score and their sources."""
+    lo, hi = _day_bounds(start, end)
+    qs = Article.objects.filter(published_at__gte=lo, published_at__lt=hi, cluster_leader__isnull=True)
+    if symbol:
+        qs = qs.filter(tickers__company__symbol=symbol)
+    if query:
+        qs = qs.filter(Q(title__icontains=query) | Q(body__icontains=query))
+    if source_ids:
+        qs = qs.filter(source_id__in=source_ids)
+    try:
+        version = ml.active_version(task=ml.Task.FINANCE_SENTIMENT)
+    except ml.NoActiveVersion:
+        version = None
+    readings = ArticleSentiment.objects.filter(article=OuterRef("pk"), model_version=version)
+    qs = qs.annotate(
+        score=Subquery(readings.values("score")[:1]), label=Subquery(readings.values("label")[:1]),
+        copies=Count("syndicated_copies", distinct=True),
+    ).select_related("source").order_by("-published_at", "-id")[:limit]
+    return [{"id": a.pk, "title": a.title, "url": a.url, "published_at": a.published_at, "source": a.source.name,
+             "score": a.score, "label": a.label, "bucket": bucket(a.score) if a.score is not None else "",
+             "sources": a.copies + 1} for a in qs]
