@@ -30,6 +30,7 @@ setup: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py mlcore_bootstrap
+	$(BIN)/python manage.py finance_setup --demo
 
 run: setup
 	@echo

@@ -10,13 +10,19 @@ from collections.abc import Iterator
 from mlcore import specs
 from mlcore.models import Family, ModelVersion, Task, TrainingJob
 from mlcore.selectors import NoActiveVersion, active_version
-from mlcore.services import RegistryError, finetune_start
+from mlcore.services import RegistryError, dataset_create, finetune_run, finetune_start, model_version_activate
 from mlcore.specs import ModelNotReady
 
 __all__ = [
     "ModelNotReady", "NoActiveVersion", "RegistryError", "Task",
-    "predict", "score", "embed", "generate", "start_finetune", "evaluate", "version_path", "active_version",
+    "predict", "score", "embed", "generate", "start_finetune", "finetune_now", "evaluate", "version_path",
+    "active_version", "dataset_create", "activate",
 ]
+
+
+def activate(version: ModelVersion) -> ModelVersion:
+    """Make `version` its task's active version (see mlcore.services.model_version_activate)."""
+    return model_version_activate(version=version)
 
 
 def version_path(version: ModelVersion) -> str:
@@ -105,6 +111,15 @@ def _lm_report(version: ModelVersion, rows: list[dict]) -> dict:
         base = specs.resolve(version.base_spec)
         return {"perplexity": runtime.perplexity(base, texts, adapter=version_path(version)), "n": len(texts)}
     return {"perplexity": runtime.perplexity(version_path(version), texts), "n": len(texts)}
+
+
+def finetune_now(task: str, dataset, **params) -> TrainingJob:
+    """Train in this process (set-up commands, before any worker runs); returns the finished job."""
+    scope = params.pop("scope", "")
+    job = finetune_start(task=task, dataset=dataset, params=params, scope=scope, enqueue=False)
+    finetune_run(job_id=job.pk, worker="inline")
+    job.refresh_from_db()
+    return job
 
 
 def evaluate(version: ModelVersion, dataset, *, split: str | None = "test", progress=None) -> dict:
