@@ -24,4 +24,5 @@ urlpatterns = [
     path("api/v1/auth/token/", api.TokenView.as_view(), name="api-token"),
     path("api/v1/me/", api.me, name="api-me"),
     path("api/v1/models/", include("mlcore.api_urls")),
+    path("api/v1/finance/", include("finance.api_urls")),
 ]

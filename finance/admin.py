@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from finance.models import Article, ArticleSentiment, ArticleTicker, Company, DailyPrice, Source, Watchlist
+from finance.models import (
+    Article,
+    ArticleSentiment,
+    ArticleTicker,
+    Company,
+    DailyPrice,
+    IngestRun,
+    Source,
+    Watchlist,
+)
 
 
 @admin.register(Company)
@@ -52,3 +61,14 @@ class DailyPriceAdmin(admin.ModelAdmin):
     list_display = ["company", "date", "close"]
     list_filter = ["company"]
     date_hierarchy = "date"
+
+
+@admin.register(IngestRun)
+class IngestRunAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "user", "source", "via", "filename", "rows", "accepted", "duplicates", "rejected",
+                    "clustered"]
+    list_filter = ["via", "source", "created_at"]
+    search_fields = ["filename", "source__name", "user__username"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user", "source"]
+    readonly_fields = ["created_at"]

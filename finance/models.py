@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class Company(models.Model):
@@ -141,3 +141,39 @@ class DailyPrice(models.Model):
 
     def __str__(self):
         return f"{self.company.symbol} {self.date} {self.close}"
+
+
+class IngestRun(models.Model):
+    """One load of articles (a CSV upload, a feed poll, an API push) and what became of its rows."""
+
+    class Via(models.TextChoices):
+        CSV = "csv", "CSV upload"
+        FEED = "feed", "RSS/Atom feed"
+        API = "api", "JSON API"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="finance_ingest_runs")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="ingest_runs")
+    via = models.CharField(max_length=10, choices=Via.choices)
+    filename = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    rows = models.PositiveIntegerField(default=0, help_text="Data rows read: accepted + duplicates + rejected")
+    accepted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    clustered = models.PositiveIntegerField(default=0, help_text="Accepted articles that are syndicated copies")
+    problems = models.JSONField(default=list, blank=True,
+                                help_text="[{row, title, reason, kind}] for each duplicate and rejected row")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(rows=F("accepted") + F("duplicates") + F("rejected")),
+                                   name="finance_ingest_run_rows_add_up"),
+            models.CheckConstraint(condition=Q(clustered__lte=F("accepted")),
+                                   name="finance_ingest_run_clustered_le_accepted"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_via_display()} into {self.source} at {self.created_at:%Y-%m-%d %H:%M}"

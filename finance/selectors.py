@@ -149,3 +149,47 @@ def headlines(*, start: date, end: date, symbol: str | None = None, query: str =
     return [{"id": a.pk, "title": a.title, "url": a.url, "published_at": a.published_at, "source": a.source.name,
              "score": a.score, "label": a.label, "bucket": bucket(a.score) if a.score is not None else "",
              "sources": a.copies + 1} for a in qs]
+
+
+def price_frame(*, symbol: str, start: date, end: date) -> pd.DataFrame:
+    """Daily closes and returns of one company."""
+    from finance.models import DailyPrice
+
+    rows = DailyPrice.objects.filter(company__symbol=symbol, date__gte=start - timedelta(days=7), date__lte=end) \
+        .order_by("date").values_list("date", "close")
+    frame = pd.DataFrame(list(rows), columns=["day", "close"])
+    if frame.empty:
+        return frame.assign(ret=pd.Series(dtype=float))
+    frame["close"] = frame["close"].astype(float)
+    frame["ret"] = frame["close"].pct_change()
+    return frame[frame["day"] >= start].reset_index(drop=True)
+
+
+def lead_lag(daily: pd.DataFrame, prices: pd.DataFrame, *, lags=(-2, -1, 0, 1, 2)) -> list[dict]:
+    """Correlation of a ticker's daily score with its return `lag` trading days later (negative: before).
+
+    Days without news are left out rather than counted as neutral.
+    """
+    if daily.empty or prices.empty:
+        return []
+    returns = prices.set_index("day")["ret"]
+    scores = daily.set_index("day")["score"]
+    out = []
+    for lag in lags:
+        shifted = returns.shift(-lag)
+        joined = pd.concat([scores, shifted], axis=1, join="inner").dropna()
+        n = len(joined)
+        corr = float(joined.iloc[:, 0].corr(joined.iloc[:, 1])) if n >= 3 else None
+        out.append({"lag": lag, "n": n, "correlation": None if corr is None or pd.isna(corr) else corr})
+    return out
+
+
+def sentiment_status() -> dict:
+    """The active sentiment version and how much of the history it has read (re-scoring progress)."""
+    total = Article.objects.count()
+    try:
+        version = ml.active_version(task=ml.Task.FINANCE_SENTIMENT)
+    except ml.NoActiveVersion:
+        return {"version": None, "read": 0, "total": total, "percent": 0.0}
+    read = ArticleSentiment.objects.filter(model_version=version).count()
+    return {"version": version, "read": read, "total": total, "percent": 100.0 * read / total if total else 100.0}

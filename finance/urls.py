@@ -1,8 +1,14 @@
 from django.urls import path
 
-from finance import views
+from finance import dashboard_views, views
 
 app_name = "finance"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("ticker/<str:symbol>/", dashboard_views.ticker, name="ticker"),
+    path("upload/", views.upload, name="upload"),
+    path("upload/confirm/", views.upload_confirm, name="upload_confirm"),
+    path("runs/<int:run_id>/", views.ingest_run, name="ingest_run"),
+    path("runs/<int:run_id>/problems.csv", views.ingest_run_problems_csv, name="ingest_run_problems_csv"),
 ]

@@ -1,8 +1,144 @@
-from django.shortcuts import render
+"""Analyst pages: the landing page, the two-step CSV upload and the record of each import."""
+
+import csv
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.roles import Role, role_required
+from finance import services
+from finance.forms import ArticleCsvMappingForm, ArticleCsvUploadForm
+from finance.models import IngestRun, Source
+from mlcore.data import DataError
+
+RECENT_RUNS = 10
+PROBLEMS_SHOWN = 200
+PREVIEW_ROWS = 10
+# Uploads waiting for their columns to be confirmed, by token: {owner, filename, source, timezone, columns}.
+PENDING_SESSION_KEY = "finance_pending_uploads"
+PENDING_KEPT = 5
+STALE_UPLOAD = ("That upload is no longer waiting to be imported: it was imported already, it is over a day old, "
+                "or it belongs to another session. Choose the file again.")
 
 
 @role_required(Role.ANALYST)
+@require_GET
 def index(request):
-    return render(request, "finance/index.html")
+    runs = IngestRun.objects.filter(user=request.user).select_related("source").defer("problems")[:RECENT_RUNS]
+    return render(request, "finance/index.html", {"runs": runs, "example_header": services.CSV_EXAMPLE_HEADER})
+
+
+@role_required(Role.ANALYST)
+@require_http_methods(["GET", "POST"])
+def upload(request):
+    form = ArticleCsvUploadForm(request.POST, request.FILES) if request.method == "POST" else ArticleCsvUploadForm()
+    if form.is_bound and form.is_valid():
+        uploaded = form.cleaned_data["file"]
+        data = uploaded.read()
+        try:
+            preview = services.csv_preview(data=data, filename=uploaded.name, limit=PREVIEW_ROWS)
+        except DataError as error:
+            form.add_error("file", str(error))
+        else:
+            token = services.pending_upload_save(data=data, user=request.user)
+            pending = _pending_remember(request, token, {
+                "filename": uploaded.name, "source": form.cleaned_data["source"],
+                "timezone": form.cleaned_data["timezone"], "columns": preview.header,
+            })
+            mapping = ArticleCsvMappingForm(columns=preview.header, initial={"upload": token, **preview.guess})
+            return _render_mapping(request, preview=preview, form=mapping, pending=pending)
+    return _render_upload(request, form, status=400 if form.is_bound else 200)
+
+
+@role_required(Role.ANALYST)
+@require_POST
+def upload_confirm(request):
+    token = request.POST.get("upload", "")
+    pending = request.session.get(PENDING_SESSION_KEY, {}).get(token)
+    data = None
+    if pending and pending.get("owner") == request.user.pk:
+        data = services.pending_upload_read(token=token, user=request.user)
+    if data is None:
+        _pending_forget(request, token)
+        return _render_upload(request, ArticleCsvUploadForm(), status=400, error=STALE_UPLOAD)
+    form = ArticleCsvMappingForm(request.POST, columns=pending["columns"])
+    try:
+        if not form.is_valid():
+            preview = services.csv_preview(data=data, filename=pending["filename"], limit=PREVIEW_ROWS)
+            return _render_mapping(request, preview=preview, form=form, pending=pending, status=400)
+        run = services.articles_upload(
+            source_name=pending["source"], user=request.user, data=data, filename=pending["filename"],
+            mapping=form.mapping, default_tz=ZoneInfo(pending["timezone"]),
+        )
+    except DataError as error:
+        return _render_upload(request, ArticleCsvUploadForm(), status=400, error=str(error))
+    services.pending_upload_discard(token=token, user=request.user)
+    _pending_forget(request, token)
+    messages.success(
+        request, f"Imported {run.accepted} new article{'s' if run.accepted != 1 else ''} from {run.filename} "
+                 f"into {run.source.name}; {run.duplicates} duplicate{'s' if run.duplicates != 1 else ''} "
+                 f"and {run.rejected} rejected row{'s' if run.rejected != 1 else ''}.",
+    )
+    return redirect("finance:ingest_run", run_id=run.pk)
+
+
+@role_required(Role.ANALYST)
+@require_GET
+def ingest_run(request, run_id):
+    run = get_object_or_404(IngestRun.objects.select_related("source", "user"), pk=run_id, user=request.user)
+    return render(request, "finance/ingest_run.html", {
+        "run": run, "problems": run.problems[:PROBLEMS_SHOWN], "problems_shown": PROBLEMS_SHOWN,
+    })
+
+
+@role_required(Role.ANALYST)
+@require_GET
+def ingest_run_problems_csv(request, run_id):
+    run = get_object_or_404(IngestRun.objects.only("pk", "problems"), pk=run_id, user=request.user)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="ingest-run-{run.pk}-problems.csv"'
+    response.write("\ufeff")  # so spreadsheet programs read it as UTF-8
+    writer = csv.writer(response)
+    writer.writerow(["row", "title", "reason"])
+    for problem in run.problems:
+        writer.writerow([problem.get("row"), _spreadsheet_safe(problem.get("title", "")), problem.get("reason")])
+    return response
+
+
+def _render_upload(request, form, *, status=200, error=""):
+    sources = Source.objects.order_by("name").values_list("name", flat=True)
+    return render(request, "finance/upload.html",
+                  {"form": form, "sources": sources, "error": error, "example_header": services.CSV_EXAMPLE_HEADER},
+                  status=status)
+
+
+def _render_mapping(request, *, preview, form, pending, status=200):
+    mapping_fields = [form[name] for name in services.CSV_FIELDS]
+    return render(request, "finance/upload_mapping.html", {
+        "preview": preview, "form": form, "mapping_fields": mapping_fields, "pending": pending,
+    }, status=status)
+
+
+def _pending_remember(request, token: str, details: dict) -> dict:
+    pending = dict(request.session.get(PENDING_SESSION_KEY, {}))
+    pending[token] = {"owner": request.user.pk, "created": timezone.now().isoformat(), **details}
+    newest = sorted(pending, key=lambda key: pending[key]["created"])[-PENDING_KEPT:]
+    for dropped in set(pending) - set(newest):
+        services.pending_upload_discard(token=dropped, user=request.user)
+    request.session[PENDING_SESSION_KEY] = {key: pending[key] for key in newest}
+    return pending[token]
+
+
+def _pending_forget(request, token: str) -> None:
+    pending = dict(request.session.get(PENDING_SESSION_KEY, {}))
+    pending.pop(token, None)
+    request.session[PENDING_SESSION_KEY] = pending
+
+
+def _spreadsheet_safe(value: str) -> str:
+    # A cell starting with = + - @ is a formula to a spreadsheet; titles come from uploads and other programs.
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -278,6 +278,14 @@ def read_path(path: str | Path, *, fmt: str | None = None, **kwargs) -> ReadResu
     return _READERS[fmt](data, **kwargs)
 
 
+def decode_text(data: bytes, *, filename: str) -> str:
+    """Decode an uploaded text file as the readers do (UTF-8 with or without BOM, UTF-16, else cp1252).
+
+    Raises DataError for empty and binary files, with a message for the person who uploaded it.
+    """
+    return _decode(data, filename=filename)
+
+
 # Cleaning and deduplication
 
 

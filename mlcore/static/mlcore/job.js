@@ -77,7 +77,7 @@
     renderLog(status.log_tail);
     renderEpochs(status);
     byId("job-chart-empty").hidden = Boolean(status.chart);
-    if (status.chart && window.mlcoreCharts) window.mlcoreCharts.render(byId("job-chart"), status.chart);
+    if (status.chart && window.parlanceCharts) window.parlanceCharts.render(byId("job-chart"), status.chart);
   }
 
   function note(text) {

@@ -1,5 +1,5 @@
 // Draws the Plotly figures the server put on the page as JSON (json_script); the tables hold the same numbers.
-window.mlcoreCharts = {
+window.parlanceCharts = {
   config: { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] },
 
   render(element, figure) {
@@ -14,6 +14,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-figure]").forEach((element) => {
     const source = document.getElementById(element.dataset.figure);
     const figure = source ? JSON.parse(source.textContent) : null;
-    if (figure) window.mlcoreCharts.render(element, figure);
+    if (figure) window.parlanceCharts.render(element, figure);
   });
 });

@@ -1,0 +1,103 @@
+"""Analyst dashboards: the market overview and one page per ticker, each table exportable as CSV."""
+
+import csv
+
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from core.roles import Role, role_required
+from finance import charts, selectors
+from finance.dashboard_forms import DashboardFilterForm
+from finance.models import Company
+
+HEADLINES_SHOWN = 50
+
+
+def _csv(filename: str, header: list[str], rows) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return response
+
+
+def _round(value, digits=4):
+    return None if value is None else round(float(value), digits)
+
+
+@role_required(Role.ANALYST)
+@require_GET
+def dashboard(request):
+    form = DashboardFilterForm(request.GET or None)
+    w = form.window()
+    frame = selectors.mentions_frame(start=w["start"], end=w["end"], source_ids=w["source_ids"])
+    market = selectors.daily_market(frame)
+    sectors = selectors.daily_by_sector(frame)
+    moved = selectors.movers(frame, end=w["end"])
+    heads = selectors.headlines(start=w["start"], end=w["end"], query=w["q"], source_ids=w["source_ids"],
+                                limit=HEADLINES_SHOWN if request.GET.get("export") != "headlines" else 10_000)
+    stamp = f"{w['start']}_{w['end']}"
+    match request.GET.get("export"):
+        case "market":
+            header = ["day", "stories", "score", "share_positive", "share_negative", "bucket"]
+            return _csv(f"market_{stamp}.csv", header,
+                        ([r.day, r.articles, _round(r.score), _round(r.share_positive), _round(r.share_negative),
+                          r.bucket] for r in market.itertuples()))
+        case "sectors":
+            return _csv(f"sectors_{stamp}.csv", ["sector", "day", "stories", "score", "bucket"],
+                        ([r.sector, r.day, r.articles, _round(r.score), r.bucket] for r in sectors.itertuples()))
+        case "movers":
+            return _csv(f"movers_{stamp}.csv", ["direction", "symbol", "previous", "score", "change", "stories"],
+                        ([direction, m["symbol"], _round(m["previous"]), _round(m["score"]), _round(m["change"]),
+                          m["articles"]] for direction in ("up", "down") for m in moved[direction]))
+        case "headlines":
+            return _csv(f"headlines_{stamp}.csv", ["published_at", "source", "sources", "title", "url", "score",
+                                                   "label"],
+                        ([h["published_at"].isoformat(), h["source"], h["sources"], h["title"], h["url"],
+                          _round(h["score"]), h["label"]] for h in heads))
+    return render(request, "finance/dashboard.html", {
+        "form": form, "window": w, "status": selectors.sentiment_status(),
+        "market_chart": charts.market_figure(market), "sector_chart": charts.sector_heatmap(sectors),
+        "movers": moved, "headlines": heads, "has_news": not frame.empty,
+        "query": request.GET.urlencode(),
+    })
+
+
+@role_required(Role.ANALYST)
+@require_GET
+def ticker(request, symbol: str):
+    company = get_object_or_404(Company, symbol=symbol.upper())
+    form = DashboardFilterForm(request.GET or None)
+    w = form.window()
+    frame = selectors.mentions_frame(start=w["start"], end=w["end"], symbols=[company.symbol],
+                                     source_ids=w["source_ids"])
+    daily = selectors.daily_by_ticker(frame)
+    prices = selectors.price_frame(symbol=company.symbol, start=w["start"], end=w["end"])
+    heads = selectors.headlines(start=w["start"], end=w["end"], symbol=company.symbol, query=w["q"],
+                                source_ids=w["source_ids"], limit=500)
+    returns = dict(zip(prices["day"], prices["ret"], strict=True)) if not prices.empty else {}
+    rows = [{"day": r.day, "articles": r.articles, "score": r.score, "bucket": r.bucket, "rolling": r.rolling_7d,
+             "ret": returns.get(r.day)} for r in daily.itertuples()]
+    stamp = f"{company.symbol}_{w['start']}_{w['end']}"
+    match request.GET.get("export"):
+        case "daily":
+            return _csv(f"{stamp}_daily.csv", ["day", "stories", "score", "bucket", "rolling_7d", "return"],
+                        ([r["day"], r["articles"], _round(r["score"]), r["bucket"], _round(r["rolling"]),
+                          _round(r["ret"], 6)] for r in rows))
+        case "headlines":
+            return _csv(f"{stamp}_headlines.csv", ["published_at", "source", "sources", "title", "url", "score",
+                                                   "label"],
+                        ([h["published_at"].isoformat(), h["source"], h["sources"], h["title"], h["url"],
+                          _round(h["score"]), h["label"]] for h in heads))
+    score = float((frame["score"] * frame["relevance"]).sum() / frame["relevance"].sum()) if not frame.empty else None
+    return render(request, "finance/ticker.html", {
+        "company": company, "form": form, "window": w, "rows": rows[::-1], "headlines": heads,
+        "lead_lag": selectors.lead_lag(daily, prices),
+        "chart": charts.ticker_figure(daily, prices, heads),
+        "distribution": charts.distribution_figure([h["score"] for h in heads if h["score"] is not None]),
+        "summary": {"stories": int(daily["articles"].sum()) if not daily.empty else 0, "score": score,
+                    "bucket": selectors.bucket(score) if score is not None else ""},
+        "query": request.GET.urlencode(),
+    })

@@ -1,0 +1,112 @@
+"""Forms of the news upload: the file and where its articles go, then which column holds which field."""
+
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.template.defaultfilters import filesizeformat
+
+from finance import services
+
+# Zones offered for published times written without an offset; UTC first, then by region.
+TIMEZONE_CHOICES = [
+    ("UTC", "UTC"),
+    ("America/New_York", "America/New_York"),
+    ("America/Chicago", "America/Chicago"),
+    ("America/Los_Angeles", "America/Los_Angeles"),
+    ("America/Sao_Paulo", "America/Sao_Paulo"),
+    ("Europe/London", "Europe/London"),
+    ("Europe/Dublin", "Europe/Dublin"),
+    ("Europe/Paris", "Europe/Paris"),
+    ("Europe/Berlin", "Europe/Berlin"),
+    ("Europe/Zurich", "Europe/Zurich"),
+    ("Europe/Stockholm", "Europe/Stockholm"),
+    ("Africa/Johannesburg", "Africa/Johannesburg"),
+    ("Asia/Dubai", "Asia/Dubai"),
+    ("Asia/Kolkata", "Asia/Kolkata"),
+    ("Asia/Singapore", "Asia/Singapore"),
+    ("Asia/Hong_Kong", "Asia/Hong_Kong"),
+    ("Asia/Shanghai", "Asia/Shanghai"),
+    ("Asia/Tokyo", "Asia/Tokyo"),
+    ("Australia/Sydney", "Australia/Sydney"),
+]
+FIELD_LABELS = {"title": "Title", "body": "Body", "url": "URL", "published_at": "Published at"}
+
+
+class ArticleCsvUploadForm(forms.Form):
+    source = forms.CharField(
+        max_length=200, label="Source",
+        widget=forms.TextInput(attrs={"list": "finance-sources", "autocomplete": "off",
+                                      "placeholder": "e.g. Harbor Wire"}),
+        help_text="Where the articles come from. A new name adds a source.",
+    )
+    timezone = forms.ChoiceField(
+        choices=TIMEZONE_CHOICES, initial="UTC", label="Time zone for times without one",
+        help_text="A time such as 2026-03-02 14:30 is read in this zone; times with Z or an offset keep theirs.",
+    )
+    file = forms.FileField(label="CSV file", widget=forms.ClearableFileInput(attrs={"accept": ".csv,.tsv,.txt"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = (
+            f"Up to {filesizeformat(services.CSV_MAX_BYTES)}, with a header row. You choose the columns next."
+        )
+
+    def clean_source(self):
+        name = " ".join(self.cleaned_data["source"].split())
+        if not name:
+            raise forms.ValidationError("Name the source the articles come from.")
+        return name
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > services.CSV_MAX_BYTES:
+            raise forms.ValidationError(
+                f"{upload.name} is {filesizeformat(upload.size)}; the limit is "
+                f"{filesizeformat(services.CSV_MAX_BYTES)}. Split it into smaller files."
+            )
+        return upload
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.cleaned_data["timezone"])
+
+
+class ArticleCsvMappingForm(forms.Form):
+    """Which column of the uploaded file holds each field; the title is needed, each column is used once."""
+
+    upload = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, columns: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        column_choices = [(name, name) for name in columns]
+        self.fields["title"] = forms.ChoiceField(
+            label="Title", choices=[("", "Choose a column"), *column_choices],
+            error_messages={"required": "Choose the column that holds the title."},
+            help_text="The headline of each article.",
+        )
+        optional = {
+            "body": ("None", "The text of the article; ticker detection and sentiment read it too."),
+            "url": ("None", "A link to the article (http or https)."),
+            "published_at": ("None: date every article now", "When it was published, e.g. 2026-03-02T14:30:00Z."),
+        }
+        for name, (none_label, help_text) in optional.items():
+            self.fields[name] = forms.ChoiceField(label=FIELD_LABELS[name], choices=[("", none_label), *column_choices],
+                                                  required=False, help_text=help_text)
+
+    def clean(self):
+        cleaned = super().clean()
+        used: dict[str, str] = {}
+        for name in services.CSV_FIELDS:
+            column = cleaned.get(name)
+            if not column:
+                continue
+            if column in used:
+                self.add_error(name, f"“{column}” is already the {FIELD_LABELS[used[column]].lower()} column; "
+                                     "use each column once.")
+            else:
+                used[column] = name
+        return cleaned
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        return {name: self.cleaned_data[name] for name in services.CSV_FIELDS if self.cleaned_data.get(name)}
