@@ -9,7 +9,7 @@ class FinanceConfig(AppConfig):
     parlance_entry = {
         "title": "News sentiment",
         "description": "Load financial news, score every article's sentiment and read it per ticker and sector.",
-        "url_name": "finance:index",
+        "url_name": "finance:dashboard",
         "roles": frozenset({Role.ANALYST}),
     }
 

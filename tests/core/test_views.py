@@ -6,7 +6,7 @@ from core.roles import Role
 pytestmark = pytest.mark.django_db
 
 APP_PAGES = {
-    "finance:index": {Role.ANALYST},
+    "finance:dashboard": {Role.ANALYST},
     "education:index": {Role.STUDENT, Role.TEACHER},
     "entertainment:index": {Role.WRITER},
     "mlcore:index": {Role.OPERATOR},
@@ -50,7 +50,7 @@ def test_home_shows_exactly_the_apps_a_role_opens(client_with_roles, role):
 def test_home_shows_every_app_to_a_user_with_several_roles(client_with_roles):
     response = client_with_roles(Role.ANALYST, Role.WRITER).get(reverse("home"))
     shown = {entry.url_name for entry in response.context["entries"]}
-    assert shown == {"finance:index", "entertainment:index"}
+    assert shown == {"finance:dashboard", "entertainment:index"}
 
 
 def test_home_explains_what_to_do_without_a_role(client_with_roles):
