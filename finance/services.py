@@ -198,24 +198,38 @@ def articles_ingest(*, source: Source, rows: list[dict], default_tz=UTC) -> Inge
 
 
 def _cluster(new_articles: list[Article]) -> int:
-    """Point each new article at the earliest near-duplicate story published within a few days of it."""
+    """Fold new articles into near-duplicate stories published within a few days of them.
+
+    The earliest article of a story leads it, even when a copy arrives before the original (wires
+    are loaded in any order): a leader that turns out to be later than a new copy hands over its
+    copies. Returns how many articles became copies.
+    """
     start = min(a.published_at for a in new_articles) - CLUSTER_WINDOW
     end = max(a.published_at for a in new_articles) + CLUSTER_WINDOW
     pool = list(Article.objects.filter(published_at__range=(start, end)).order_by("published_at", "id")
-                .only("id", "title", "body", "published_at", "cluster_leader_id"))
+                .only("id", "title", "published_at", "cluster_leader_id"))
     # Syndicated copies share the headline far more than the body, which wires rewrite: word sets of
     # titles at Jaccard >= 0.7 catch "X to buy Y for $3bn" / "X agrees to buy Y for $3bn - report".
     leaders = near_duplicate_clusters([a.title for a in pool], threshold=CLUSTER_THRESHOLD, shingle=1)
     new_ids = {a.pk for a in new_articles}
-    updates = []
-    for article, leader_index in zip(pool, leaders, strict=True):
-        leader = pool[leader_index]
-        leader_id = leader.cluster_leader_id or leader.pk
-        if article.pk in new_ids and leader_id != article.pk:
-            article.cluster_leader_id = leader_id
+    touched = {leaders[i] for i, article in enumerate(pool) if article.pk in new_ids}
+    updates, handed_over, became_copies = [], {}, 0
+    for i, article in enumerate(pool):
+        if leaders[i] not in touched:
+            continue
+        head = pool[leaders[i]]
+        wanted = head.cluster_leader_id or head.pk
+        wanted = None if wanted == article.pk else wanted
+        if article.cluster_leader_id != wanted:
+            if article.cluster_leader_id is None:
+                became_copies += 1
+                handed_over[article.pk] = wanted
+            article.cluster_leader_id = wanted
             updates.append(article)
     Article.objects.bulk_update(updates, ["cluster_leader"])
-    return len(updates)
+    for old_leader, new_leader in handed_over.items():
+        Article.objects.filter(cluster_leader_id=old_leader).update(cluster_leader_id=new_leader)
+    return became_copies
 
 
 def articles_score_enqueue(*, article_ids: list[int]) -> None:

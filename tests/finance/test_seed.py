@@ -42,7 +42,7 @@ def test_the_demo_universe_loads_once_with_prices_and_a_watchlist(make_user, act
     assert Company.objects.count() == len(universe["companies"])
     assert first["accepted"] + first["duplicates"] == len(universe["headlines"])
     assert first["rejected"] == 0
-    assert first["clustered"] >= 10  # syndicated copies found their story
+    assert first["clustered"] >= 25  # of the 30 syndicated copies written into the demo set
     assert Article.objects.count() == first["accepted"]
     assert DailyPrice.objects.filter(company__symbol=universe["companies"][0]["symbol"]).count() >= 60
     watchlist = Watchlist.objects.get(owner__username="analyst")

@@ -152,3 +152,15 @@ def test_a_manual_ticker_cannot_be_added_twice(source, companies):
     article = Article.objects.get(pk=result.accepted[0])
     with pytest.raises(IntegrityError), transaction.atomic():
         ArticleTicker.objects.create(article=article, company=companies["NRVB"], relevance=1, detected_by="manual")
+
+
+def test_a_copy_loaded_before_its_original_still_folds_into_the_earliest(source, companies):
+    story = "Kestrel Air grounds 14 jets for engine checks after a fault on one aircraft"
+    later = (NOW - timedelta(hours=2)).isoformat()
+    earlier = (NOW - timedelta(hours=6)).isoformat()
+    first = services.articles_ingest(source=source, rows=[row(story + " - report", published_at=later)])
+    second = services.articles_ingest(source=source, rows=[row(story, published_at=earlier)])
+    assert second.clustered == 1
+    copy, original = Article.objects.get(pk=first.accepted[0]), Article.objects.get(pk=second.accepted[0])
+    assert original.cluster_leader_id is None
+    assert copy.cluster_leader_id == original.pk
