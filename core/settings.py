@@ -276,6 +276,7 @@ MLCORE_JOB_STALE_SECONDS = int(os.environ.get("MLCORE_JOB_STALE_SECONDS", "300")
 # Beat entries kept in settings are synced into the database scheduler, where the admin edits them.
 CELERY_BEAT_SCHEDULE = {
     "mlcore-recover-lost-jobs": {"task": "mlcore.jobs_recover", "schedule": 60.0},
+    "finance-poll-feeds": {"task": "finance.poll_feeds", "schedule": 15 * 60.0},
 }
 
 LOGGING = {

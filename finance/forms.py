@@ -110,3 +110,28 @@ class ArticleCsvMappingForm(forms.Form):
     @property
     def mapping(self) -> dict[str, str]:
         return {name: self.cleaned_data[name] for name in services.CSV_FIELDS if self.cleaned_data.get(name)}
+
+
+class FeedSourceForm(forms.Form):
+    name = forms.CharField(max_length=200, label="Source name")
+    feed_url = forms.URLField(max_length=200, label="Feed address (RSS or Atom)", assume_scheme="https")
+
+    def clean_feed_url(self):
+        url = self.cleaned_data["feed_url"]
+        if not url.startswith(("http://", "https://")):
+            raise forms.ValidationError("Use an http:// or https:// address.")
+        return url
+
+
+class FeedUploadForm(forms.Form):
+    source = forms.CharField(max_length=200, label="Source name", help_text="Articles are filed under this source")
+    file = forms.FileField(label="Feed file (.xml, .rss, .atom)")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        from finance.feeds import FEED_MAX_BYTES
+
+        if upload.size > FEED_MAX_BYTES:
+            raise forms.ValidationError(
+                f"This file is {filesizeformat(upload.size)}; feeds up to {filesizeformat(FEED_MAX_BYTES)} are read.")
+        return upload

@@ -31,6 +31,8 @@ class Source(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CSV)
     url = models.URLField(blank=True, default="")
     feed_url = models.URLField(blank=True, default="", help_text="Polled on the beat schedule when set")
+    feed_polled_at = models.DateTimeField(null=True, blank=True)
+    feed_error = models.CharField(max_length=500, blank=True, default="", help_text="Why the last poll failed")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,3 +14,33 @@ def score_articles(article_ids: list[int]) -> int:
 @shared_task(name="finance.rescore_all", acks_late=True, max_retries=0)
 def rescore_all() -> int:
     return services.articles_rescore_all()
+
+
+@shared_task(name="finance.poll_feeds", acks_late=True, max_retries=0)
+def poll_feeds() -> int:
+    """Beat: queue one poll per source that has a feed address."""
+    from celery import current_app
+
+    from finance.feeds import feed_sources
+
+    ids = list(feed_sources().values_list("pk", flat=True))
+    for source_id in ids:
+        current_app.send_task("finance.poll_feed", args=[source_id])
+    return len(ids)
+
+
+@shared_task(name="finance.poll_feed", acks_late=True, max_retries=0)
+def poll_feed(source_id: int) -> dict:
+    from finance.feeds import feed_poll, feed_poll_failed
+    from finance.models import Source
+    from mlcore.data import DataError
+
+    source = Source.objects.filter(pk=source_id).exclude(feed_url="").first()
+    if source is None:
+        return {"skipped": "no such feed source"}
+    try:
+        run = feed_poll(source=source)
+    except DataError as exc:
+        feed_poll_failed(source=source, error=str(exc))
+        return {"error": str(exc)}
+    return {"run": run.pk, "accepted": run.accepted, "duplicates": run.duplicates, "rejected": run.rejected}

@@ -4,14 +4,16 @@ import csv
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.roles import Role, role_required
+from finance import feeds as feed_service
 from finance import services
-from finance.forms import ArticleCsvMappingForm, ArticleCsvUploadForm
+from finance.forms import ArticleCsvMappingForm, ArticleCsvUploadForm, FeedSourceForm, FeedUploadForm
 from finance.models import IngestRun, Source
 from mlcore.data import DataError
 
@@ -142,3 +144,48 @@ def _pending_forget(request, token: str) -> None:
 def _spreadsheet_safe(value: str) -> str:
     # A cell starting with = + - @ is a formula to a spreadsheet; titles come from uploads and other programs.
     return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@role_required(Role.ANALYST)
+@require_http_methods(["GET", "POST"])
+def feeds(request):
+    """Feed sources (polled every 15 minutes), adding one, and loading a feed file."""
+    source_form = FeedSourceForm(request.POST if request.POST.get("action") == "add" else None)
+    upload_form = FeedUploadForm(request.POST if request.POST.get("action") == "upload" else None,
+                                 request.FILES or None)
+    status = 200
+    if source_form.is_bound:
+        if source_form.is_valid():
+            source = feed_service.feed_source_save(**source_form.cleaned_data)
+            messages.success(request, f"{source.name} will be polled every 15 minutes. Use “Poll now” to read it now.")
+            return redirect("finance:feeds")
+        status = 400
+    if upload_form.is_bound:
+        if upload_form.is_valid():
+            upload = upload_form.cleaned_data["file"]
+            try:
+                run = feed_service.feed_upload(source_name=upload_form.cleaned_data["source"], user=request.user,
+                                               data=upload.read(), filename=upload.name)
+            except DataError as error:
+                upload_form.add_error("file", str(error))
+            else:
+                messages.success(request, f"Read {run.rows} entries: {run.accepted} new.")
+                return redirect("finance:ingest_run", run_id=run.pk)
+        status = 400
+    sources = feed_service.feed_sources().annotate(article_count=Count("articles"))
+    return render(request, "finance/feeds.html", {"sources": sources, "source_form": source_form,
+                                                  "upload_form": upload_form}, status=status)
+
+
+@role_required(Role.ANALYST)
+@require_POST
+def feed_poll_now(request, source_id):
+    source = get_object_or_404(Source.objects.exclude(feed_url=""), pk=source_id)
+    try:
+        run = feed_service.feed_poll(source=source, user=request.user)
+    except DataError as error:
+        feed_service.feed_poll_failed(source=source, error=str(error))
+        messages.error(request, str(error))
+        return redirect("finance:feeds")
+    messages.success(request, f"Read {run.rows} entries from {source.name}: {run.accepted} new.")
+    return redirect("finance:ingest_run", run_id=run.pk)

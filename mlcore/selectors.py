@@ -197,7 +197,11 @@ def _versions_chart(versions: list[ModelVersion], names: tuple[str, ...]) -> dic
 def job_progress(*, job: TrainingJob) -> dict:
     """What the live job page shows and polls: state, progress, log, epochs and the loss chart."""
     epochs = [entry for entry in job.history if "train_loss" in entry]
-    epoch_keys = list(dict.fromkeys(k for entry in epochs for k in entry if k != "epoch"))
+    # PostgreSQL's jsonb does not keep key order, so the columns get a fixed one: training first, then
+    # validation metrics by name.
+    found = {k for entry in epochs for k in entry if k != "epoch"}
+    leading = [k for k in ("train_loss", "seconds") if k in found]
+    epoch_keys = leading + sorted(found - set(leading))
     return {
         "id": job.pk,
         "state": job.state,

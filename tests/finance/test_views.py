@@ -76,6 +76,8 @@ ENDPOINTS = {
     "finance:dashboard": (None, "get", 200),
     "finance:ticker": ("symbol", "get", 200),
     "finance:upload": (None, "get", 200),
+    "finance:feeds": (None, "get", 200),
+    "finance:feed_poll": ("feed", "post", 302),  # nothing listens there: the error is flashed
     "finance:upload_confirm": (None, "post", 400),  # an empty confirm names no upload
     "finance:ingest_run": ("run", "get", 200),
     "finance:ingest_run_problems_csv": ("run", "get", 200),
@@ -86,6 +88,9 @@ def url_for(name, run_id):
     arg = ENDPOINTS[name][0]
     if arg == "run":
         return reverse(name, args=[run_id])
+    if arg == "feed":
+        feed, _ = Source.objects.get_or_create(name="Dead feed", defaults={"feed_url": "http://127.0.0.1:9/feed.xml"})
+        return reverse(name, args=[feed.pk])
     if arg == "symbol":
         Company.objects.get_or_create(symbol="NRVB", defaults={"name": "Norvale Bank", "sector": "Financials"})
         return reverse(name, args=["NRVB"])
