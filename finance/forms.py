@@ -135,3 +135,12 @@ class FeedUploadForm(forms.Form):
             raise forms.ValidationError(
                 f"This file is {filesizeformat(upload.size)}; feeds up to {filesizeformat(FEED_MAX_BYTES)} are read.")
         return upload
+
+
+class WatchlistForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    symbols = forms.CharField(label="Tickers", widget=forms.TextInput(attrs={"placeholder": "NRVB, KSTR, $HLVM"}),
+                              help_text="Symbols separated by commas or spaces", required=False)
+
+    def symbol_list(self) -> list[str]:
+        return self.cleaned_data["symbols"].replace(",", " ").split()

@@ -13,8 +13,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.roles import Role, role_required
 from finance import feeds as feed_service
 from finance import services
-from finance.forms import ArticleCsvMappingForm, ArticleCsvUploadForm, FeedSourceForm, FeedUploadForm
-from finance.models import IngestRun, Source
+from finance import watchlists as watchlist_service
+from finance.forms import ArticleCsvMappingForm, ArticleCsvUploadForm, FeedSourceForm, FeedUploadForm, WatchlistForm
+from finance.models import IngestRun, Source, Watchlist
 from mlcore.data import DataError
 
 RECENT_RUNS = 10
@@ -189,3 +190,61 @@ def feed_poll_now(request, source_id):
         return redirect("finance:feeds")
     messages.success(request, f"Read {run.rows} entries from {source.name}: {run.accepted} new.")
     return redirect("finance:ingest_run", run_id=run.pk)
+
+
+@role_required(Role.ANALYST)
+@require_http_methods(["GET", "POST"])
+def watchlists(request):
+    form = WatchlistForm(request.POST or None)
+    if form.is_bound and form.is_valid():
+        try:
+            watchlist = watchlist_service.watchlist_save(owner=request.user, name=form.cleaned_data["name"],
+                                                         symbols=form.symbol_list())
+        except watchlist_service.WatchlistError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Watchlist {watchlist.name} saved.")
+            return redirect("finance:watchlist", watchlist_id=watchlist.pk)
+    lists = Watchlist.objects.filter(owner=request.user).annotate(company_count=Count("companies"))
+    return render(request, "finance/watchlists.html", {"watchlists": lists, "form": form},
+                  status=400 if form.is_bound else 200)
+
+
+@role_required(Role.ANALYST)
+@require_http_methods(["GET", "POST"])
+def watchlist(request, watchlist_id):
+    item = get_object_or_404(Watchlist, pk=watchlist_id, owner=request.user)
+    initial = {"name": item.name, "symbols": ", ".join(item.companies.order_by("symbol").values_list("symbol",
+                                                                                                    flat=True))}
+    form = WatchlistForm(request.POST or None, initial=initial)
+    if form.is_bound and form.is_valid():
+        try:
+            watchlist_service.watchlist_save(owner=request.user, name=form.cleaned_data["name"],
+                                             symbols=form.symbol_list(), watchlist=item)
+        except watchlist_service.WatchlistError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, "Watchlist saved.")
+            return redirect("finance:watchlist", watchlist_id=item.pk)
+    summary = watchlist_service.watchlist_summary(watchlist=item, end=timezone.localdate())
+    if request.GET.get("export") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="watchlist-{item.pk}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["symbol", "name", "score_7d", "previous_7d", "change", "stories_7d", "bucket"])
+        for row in summary["rows"]:
+            writer.writerow([row["company"].symbol, _spreadsheet_safe(row["company"].name),
+                             *(None if row[k] is None else round(row[k], 4) for k in ("score", "previous", "change")),
+                             row["stories"], row["bucket"]])
+        return response
+    return render(request, "finance/watchlist.html", {"watchlist": item, "form": form, **summary},
+                  status=400 if form.is_bound else 200)
+
+
+@role_required(Role.ANALYST)
+@require_POST
+def watchlist_delete(request, watchlist_id):
+    item = get_object_or_404(Watchlist, pk=watchlist_id, owner=request.user)
+    watchlist_service.watchlist_delete(watchlist=item)
+    messages.success(request, f"Watchlist {item.name} deleted.")
+    return redirect("finance:watchlists")

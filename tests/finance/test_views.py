@@ -14,7 +14,7 @@ from django.urls import reverse
 from core.roles import Role
 from finance import services, views
 from finance import urls as finance_urls
-from finance.models import Article, Company, IngestRun, Source
+from finance.models import Article, Company, IngestRun, Source, Watchlist
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +77,9 @@ ENDPOINTS = {
     "finance:ticker": ("symbol", "get", 200),
     "finance:upload": (None, "get", 200),
     "finance:feeds": (None, "get", 200),
+    "finance:watchlists": (None, "get", 200),
+    "finance:watchlist": ("watchlist", "get", 200),
+    "finance:watchlist_delete": ("watchlist", "post", 302),
     "finance:feed_poll": ("feed", "post", 302),  # nothing listens there: the error is flashed
     "finance:upload_confirm": (None, "post", 400),  # an empty confirm names no upload
     "finance:ingest_run": ("run", "get", 200),
@@ -88,6 +91,9 @@ def url_for(name, run_id):
     arg = ENDPOINTS[name][0]
     if arg == "run":
         return reverse(name, args=[run_id])
+    if arg == "watchlist":
+        owner = IngestRun.objects.get(pk=run_id).user
+        return reverse(name, args=[Watchlist.objects.get_or_create(owner=owner, name="Mine")[0].pk])
     if arg == "feed":
         feed, _ = Source.objects.get_or_create(name="Dead feed", defaults={"feed_url": "http://127.0.0.1:9/feed.xml"})
         return reverse(name, args=[feed.pk])

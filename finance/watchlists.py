@@ -1,0 +1,78 @@
+"""Watchlists: an analyst's private lists of companies, and how their news reads."""
+
+from datetime import date, timedelta
+
+from django.db import IntegrityError, transaction
+
+from finance import selectors
+from finance.models import Company, Watchlist
+
+
+class WatchlistError(ValueError):
+    """The list cannot be saved as asked; the message says why."""
+
+
+def _companies(symbols: list[str]) -> list[Company]:
+    wanted = [s.strip().upper().lstrip("$") for s in symbols if s.strip()]
+    found = {c.symbol: c for c in Company.objects.filter(symbol__in=wanted)}
+    unknown = sorted(set(wanted) - set(found))
+    if unknown:
+        raise WatchlistError(f"Unknown ticker{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.")
+    return [found[s] for s in dict.fromkeys(wanted)]
+
+
+def watchlist_save(*, owner, name: str, symbols: list[str], watchlist: Watchlist | None = None) -> Watchlist:
+    """Create a watchlist of `owner`'s, or rename and refill one of theirs."""
+    name = name.strip()
+    if not name:
+        raise WatchlistError("Give the watchlist a name.")
+    companies = _companies(symbols)
+    try:
+        with transaction.atomic():
+            if watchlist is None:
+                watchlist = Watchlist.objects.create(owner=owner, name=name)
+            else:
+                watchlist.name = name
+                watchlist.save(update_fields=["name"])
+            watchlist.companies.set(companies)
+    except IntegrityError as exc:
+        raise WatchlistError(f"You already have a watchlist called {name!r}.") from exc
+    return watchlist
+
+
+def watchlist_delete(*, watchlist: Watchlist) -> None:
+    watchlist.delete()
+
+
+def watchlist_summary(*, watchlist: Watchlist, end: date, days: int = 7) -> dict:
+    """Each company's weighted score this week and last, the change, stories, and a 30-day chart of 7-day means."""
+    companies = list(watchlist.companies.order_by("symbol"))
+    symbols = [c.symbol for c in companies]
+    frame = selectors.mentions_frame(start=end - timedelta(days=29), end=end, symbols=symbols) if symbols else None
+    rows = {c.symbol: {"company": c, "score": None, "previous": None, "change": None, "stories": 0, "bucket": ""}
+            for c in companies}
+    if frame is not None and not frame.empty:
+        recent_start = end - timedelta(days=days - 1)
+        previous_start = recent_start - timedelta(days=days)
+        for key, part in (("score", frame[frame["day"] >= recent_start]),
+                          ("previous", frame[(frame["day"] >= previous_start) & (frame["day"] < recent_start)])):
+            for symbol, group in part.groupby("symbol"):
+                rows[symbol][key] = float((group["score"] * group["relevance"]).sum() / group["relevance"].sum())
+                if key == "score":
+                    rows[symbol]["stories"] = int(group["article"].nunique())
+        for row in rows.values():
+            if row["score"] is not None:
+                row["bucket"] = selectors.bucket(row["score"])
+                if row["previous"] is not None:
+                    row["change"] = row["score"] - row["previous"]
+    daily = selectors.daily_by_ticker(frame) if frame is not None else None
+    chart = None
+    if daily is not None and not daily.empty:
+        chart = {
+            "data": [{"type": "scatter", "mode": "lines+markers", "name": symbol, "x": [str(d) for d in group["day"]],
+                      "y": group["rolling_7d"].round(3).tolist()} for symbol, group in daily.groupby("symbol")],
+            "layout": {"height": 320, "margin": {"t": 10, "r": 10, "b": 40, "l": 50},
+                       "yaxis": {"title": {"text": "7-day mean score"}, "range": [-1, 1]},
+                       "legend": {"orientation": "h", "y": -0.2}},
+        }
+    return {"rows": list(rows.values()), "chart": chart}
