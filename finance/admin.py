@@ -7,6 +7,8 @@ from finance.models import (
     Company,
     DailyPrice,
     IngestRun,
+    Report,
+    ReportSchedule,
     Source,
     Watchlist,
 )
@@ -72,3 +74,16 @@ class IngestRunAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["user", "source"]
     readonly_fields = ["created_at"]
+
+
+@admin.register(ReportSchedule)
+class ReportScheduleAdmin(admin.ModelAdmin):
+    list_display = ["watchlist", "owner", "frequency", "time_of_day", "timezone", "email", "periodic_task"]
+    list_filter = ["frequency", "timezone"]
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    list_display = ["watchlist", "owner", "period_start", "period_end", "generated_at", "emailed_to"]
+    list_filter = ["period_end"]
+    readonly_fields = ["summary"]

@@ -144,3 +144,28 @@ class WatchlistForm(forms.Form):
 
     def symbol_list(self) -> list[str]:
         return self.cleaned_data["symbols"].replace(",", " ").split()
+
+
+class ReportScheduleForm(forms.Form):
+    watchlist = forms.ModelChoiceField(queryset=None)
+    frequency = forms.ChoiceField(choices=[("daily", "Daily"), ("weekly", "Weekly (Mondays)")])
+    time_of_day = forms.TimeField(initial="07:00", widget=forms.TimeInput(attrs={"type": "time"}))
+    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC")
+    email = forms.BooleanField(required=False, initial=True, label="Email it to me")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        from finance.models import Watchlist
+
+        self.fields["watchlist"].queryset = Watchlist.objects.filter(owner=owner)
+
+
+class ReportNowForm(forms.Form):
+    watchlist = forms.ModelChoiceField(queryset=None)
+    frequency = forms.ChoiceField(choices=[("daily", "Yesterday"), ("weekly", "The last 7 days")], label="Period")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        from finance.models import Watchlist
+
+        self.fields["watchlist"].queryset = Watchlist.objects.filter(owner=owner)

@@ -179,3 +179,54 @@ class IngestRun(models.Model):
 
     def __str__(self):
         return f"{self.get_via_display()} into {self.source} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ReportSchedule(models.Model):
+    """A watchlist report generated on a timetable (a django-celery-beat entry, visible in the admin)."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly (Mondays)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="report_schedules")
+    watchlist = models.ForeignKey(Watchlist, on_delete=models.CASCADE, related_name="report_schedules")
+    frequency = models.CharField(max_length=10, choices=Frequency.choices, default=Frequency.DAILY)
+    time_of_day = models.TimeField(help_text="When the report is made, in the schedule's timezone")
+    timezone = models.CharField(max_length=64, default="UTC")
+    email = models.BooleanField(default=True, help_text="Mail it to the owner when mail is configured")
+    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["watchlist__name", "frequency"]
+        constraints = [models.UniqueConstraint(fields=["watchlist", "frequency"],
+                                               name="finance_one_schedule_per_watchlist_frequency")]
+
+    def __str__(self):
+        return f"{self.watchlist} · {self.get_frequency_display()} at {self.time_of_day:%H:%M} {self.timezone}"
+
+
+class Report(models.Model):
+    """A stored report for one watchlist and period; making the same period again replaces it."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="finance_reports")
+    watchlist = models.ForeignKey(Watchlist, on_delete=models.CASCADE, related_name="reports")
+    schedule = models.ForeignKey(ReportSchedule, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="reports")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    generated_at = models.DateTimeField()
+    summary = models.JSONField(default=dict)
+    emailed_to = models.CharField(max_length=254, blank=True, default="")
+
+    class Meta:
+        ordering = ["-period_end", "-generated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["watchlist", "period_start", "period_end"],
+                                    name="finance_one_report_per_period"),
+            models.CheckConstraint(condition=Q(period_start__lte=F("period_end")), name="finance_report_period_order"),
+        ]
+
+    def __str__(self):
+        return f"{self.watchlist} {self.period_start}–{self.period_end}"

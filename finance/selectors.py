@@ -8,7 +8,7 @@ active sentiment version, bucketed the Alpha Vantage way.
 from datetime import date, datetime, time, timedelta
 
 import pandas as pd
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from finance.models import Article, ArticleSentiment, ArticleTicker
@@ -127,12 +127,18 @@ def movers(frame: pd.DataFrame, *, end: date, days: int = 7, limit: int = 5) -> 
 
 
 def headlines(*, start: date, end: date, symbol: str | None = None, query: str = "",
-              source_ids: list[int] | None = None, limit: int = 200) -> list[dict]:
-    """Stories (syndicated copies folded in) newest first, with the active version's score and their sources."""
+              source_ids: list[int] | None = None, limit: int = 200, symbols: list[str] | None = None,
+              order: str = "newest") -> list[dict]:
+    """Stories (syndicated copies folded in) with the active version's score and their sources.
+
+    `order`: "newest", "most positive" or "most negative" (unscored stories last).
+    """
     lo, hi = _day_bounds(start, end)
     qs = Article.objects.filter(published_at__gte=lo, published_at__lt=hi, cluster_leader__isnull=True)
     if symbol:
         qs = qs.filter(tickers__company__symbol=symbol)
+    if symbols is not None:
+        qs = qs.filter(tickers__company__symbol__in=symbols).distinct()
     if query:
         qs = qs.filter(Q(title__icontains=query) | Q(body__icontains=query))
     if source_ids:
@@ -145,7 +151,11 @@ def headlines(*, start: date, end: date, symbol: str | None = None, query: str =
     qs = qs.annotate(
         score=Subquery(readings.values("score")[:1]), label=Subquery(readings.values("label")[:1]),
         copies=Count("syndicated_copies", distinct=True),
-    ).select_related("source").order_by("-published_at", "-id")[:limit]
+    ).select_related("source")
+    ordering = {"newest": ["-published_at", "-id"],
+                "most positive": [F("score").desc(nulls_last=True), "-published_at"],
+                "most negative": [F("score").asc(nulls_last=True), "-published_at"]}[order]
+    qs = qs.order_by(*ordering)[:limit]
     return [{"id": a.pk, "title": a.title, "url": a.url, "published_at": a.published_at, "source": a.source.name,
              "score": a.score, "label": a.label, "bucket": bucket(a.score) if a.score is not None else "",
              "sources": a.copies + 1} for a in qs]
@@ -193,3 +203,8 @@ def sentiment_status() -> dict:
         return {"version": None, "read": 0, "total": total, "percent": 0.0}
     read = ArticleSentiment.objects.filter(model_version=version).count()
     return {"version": version, "read": read, "total": total, "percent": 100.0 * read / total if total else 100.0}
+
+
+def scores_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Stories, weighted score, shares and bucket per group of `keys` (e.g. ["symbol"])."""
+    return _aggregate(frame, keys)

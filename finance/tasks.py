@@ -44,3 +44,11 @@ def poll_feed(source_id: int) -> dict:
         feed_poll_failed(source=source, error=str(exc))
         return {"error": str(exc)}
     return {"run": run.pk, "accepted": run.accepted, "duplicates": run.duplicates, "rejected": run.rejected}
+
+
+@shared_task(name="finance.generate_scheduled_report", acks_late=True, max_retries=0)
+def generate_scheduled_report(schedule_id: int) -> int | None:
+    from finance.reports import report_scheduled_run
+
+    report = report_scheduled_run(schedule_id=schedule_id)
+    return report.pk if report else None

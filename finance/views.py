@@ -12,10 +12,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.roles import Role, role_required
 from finance import feeds as feed_service
+from finance import reports as report_service
 from finance import services
 from finance import watchlists as watchlist_service
-from finance.forms import ArticleCsvMappingForm, ArticleCsvUploadForm, FeedSourceForm, FeedUploadForm, WatchlistForm
-from finance.models import IngestRun, Source, Watchlist
+from finance.forms import (
+    ArticleCsvMappingForm,
+    ArticleCsvUploadForm,
+    FeedSourceForm,
+    FeedUploadForm,
+    ReportNowForm,
+    ReportScheduleForm,
+    WatchlistForm,
+)
+from finance.models import IngestRun, Report, ReportSchedule, Source, Watchlist
 from mlcore.data import DataError
 
 RECENT_RUNS = 10
@@ -248,3 +257,58 @@ def watchlist_delete(request, watchlist_id):
     watchlist_service.watchlist_delete(watchlist=item)
     messages.success(request, f"Watchlist {item.name} deleted.")
     return redirect("finance:watchlists")
+
+
+@role_required(Role.ANALYST)
+@require_http_methods(["GET", "POST"])
+def reports(request):
+    action = request.POST.get("action")
+    schedule_form = ReportScheduleForm(request.POST if action == "schedule" else None, owner=request.user)
+    now_form = ReportNowForm(request.POST if action == "now" else None, owner=request.user)
+    if schedule_form.is_bound and schedule_form.is_valid():
+        d = schedule_form.cleaned_data
+        try:
+            schedule = report_service.report_schedule_save(
+                owner=request.user, watchlist=d["watchlist"], frequency=d["frequency"], time_of_day=d["time_of_day"],
+                tz=d["timezone"], email=d["email"])
+        except report_service.ReportError as error:
+            schedule_form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Scheduled: {schedule}.")
+            return redirect("finance:reports")
+    if now_form.is_bound and now_form.is_valid():
+        start, end = report_service.report_period(frequency=now_form.cleaned_data["frequency"],
+                                                  today=timezone.localdate())
+        report = report_service.report_generate(watchlist=now_form.cleaned_data["watchlist"], start=start, end=end)
+        messages.success(request, "Report ready.")
+        return redirect("finance:report", report_id=report.pk)
+    return render(request, "finance/reports.html", {
+        "schedule_form": schedule_form, "now_form": now_form,
+        "schedules": ReportSchedule.objects.filter(owner=request.user).select_related("watchlist"),
+        "reports": Report.objects.filter(owner=request.user).select_related("watchlist").defer("summary")[:50],
+    }, status=400 if (schedule_form.is_bound or now_form.is_bound) else 200)
+
+
+@role_required(Role.ANALYST)
+@require_GET
+def report(request, report_id):
+    item = get_object_or_404(Report.objects.select_related("watchlist"), pk=report_id, owner=request.user)
+    name = f"report-{item.watchlist.name}-{item.period_start}-{item.period_end}".replace(" ", "_")
+    if request.GET.get("format") == "html":
+        response = HttpResponse(report_service.report_html(report=item), content_type="text/html; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}.html"'
+        return response
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(report_service.report_csv(report=item), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
+    return render(request, "finance/report.html", {"report": item, "s": item.summary})
+
+
+@role_required(Role.ANALYST)
+@require_POST
+def report_schedule_delete(request, schedule_id):
+    schedule = get_object_or_404(ReportSchedule, pk=schedule_id, owner=request.user)
+    report_service.report_schedule_delete(schedule=schedule)
+    messages.success(request, "Schedule removed; its reports are kept.")
+    return redirect("finance:reports")

@@ -78,6 +78,9 @@ ENDPOINTS = {
     "finance:upload": (None, "get", 200),
     "finance:feeds": (None, "get", 200),
     "finance:watchlists": (None, "get", 200),
+    "finance:reports": (None, "get", 200),
+    "finance:report": ("report", "get", 200),
+    "finance:report_schedule_delete": ("schedule", "post", 302),
     "finance:watchlist": ("watchlist", "get", 200),
     "finance:watchlist_delete": ("watchlist", "post", 302),
     "finance:feed_poll": ("feed", "post", 302),  # nothing listens there: the error is flashed
@@ -91,6 +94,26 @@ def url_for(name, run_id):
     arg = ENDPOINTS[name][0]
     if arg == "run":
         return reverse(name, args=[run_id])
+    if arg in ("report", "schedule"):
+        from datetime import date, time
+
+        from django.utils import timezone
+
+        from finance.models import Report, ReportSchedule
+
+        owner = IngestRun.objects.get(pk=run_id).user
+        mine = Watchlist.objects.get_or_create(owner=owner, name="Mine")[0]
+        if arg == "report":
+            report = Report.objects.get_or_create(watchlist=mine, period_start=date(2026, 1, 1),
+                                                  period_end=date(2026, 1, 1),
+                                                  defaults={"owner": owner, "generated_at": timezone.now(),
+                                                            "summary": {"watchlist": "Mine", "stories": 0,
+                                                                        "companies": [], "movers": [],
+                                                                        "top_positive": [], "top_negative": []}})[0]
+            return reverse(name, args=[report.pk])
+        schedule = ReportSchedule.objects.get_or_create(watchlist=mine, frequency="daily",
+                                                        defaults={"owner": owner, "time_of_day": time(7)})[0]
+        return reverse(name, args=[schedule.pk])
     if arg == "watchlist":
         owner = IngestRun.objects.get(pk=run_id).user
         return reverse(name, args=[Watchlist.objects.get_or_create(owner=owner, name="Mine")[0].pk])
