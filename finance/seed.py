@@ -5,7 +5,7 @@ Both files under finance/fixtures/ were written for Parlance (original, fictiona
 
 import json
 import random
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,7 +58,9 @@ def _price_walk(symbol: str, params: dict, days: int, end: date) -> list[tuple[d
 
 
 def demo_universe_load(*, analyst_username: str = "analyst", say=print) -> dict:
-    """Companies, sources, ~400 dated headlines over the last 90 days, prices and a watchlist. Idempotent."""
+    """Companies, sources, ~400 dated headlines over the last 90 days, prices, a watchlist and its daily report.
+
+    Idempotent."""
     universe = json.loads(DEMO_UNIVERSE.read_text())
     with transaction.atomic():
         for c in universe["companies"]:
@@ -95,6 +97,11 @@ def demo_universe_load(*, analyst_username: str = "analyst", say=print) -> dict:
             for company in companies.values():
                 by_sector.setdefault(company.sector, company)
             watchlist.companies.set(list(by_sector.values())[:8])
+        if not watchlist.report_schedules.exists():
+            from finance.reports import report_schedule_save
+
+            report_schedule_save(owner=analyst, watchlist=watchlist, frequency="daily", time_of_day=time(7, 0),
+                                 tz="UTC", email=True)
     say(f"demo universe: {len(companies)} companies, {len(sources)} sources; headlines {totals}")
     return totals
 

@@ -47,6 +47,7 @@ def test_the_demo_universe_loads_once_with_prices_and_a_watchlist(make_user, act
     assert DailyPrice.objects.filter(company__symbol=universe["companies"][0]["symbol"]).count() >= 60
     watchlist = Watchlist.objects.get(owner__username="analyst")
     assert watchlist.companies.count() == 8
+    assert watchlist.report_schedules.get().periodic_task.enabled
 
     again = seed.demo_universe_load(say=lambda line: None)
     assert again["accepted"] == 0 and Article.objects.count() == first["accepted"]
