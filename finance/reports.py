@@ -107,7 +107,7 @@ def report_text(*, report: Report) -> str:
     lines = [f"{s['watchlist']}: {s['period_start']} to {s['period_end']}, {s['stories']} stories", ""]
     for row in s["companies"]:
         score = "no news" if row["score"] is None else f"{row['score']:+.2f} {row['bucket']}"
-        lines.append(f"{row['symbol']:<6} {score} ({row['stories']} stories)")
+        lines.append(f"{row['symbol']:<6} {score} ({row['stories']} {'story' if row['stories'] == 1 else 'stories'})")
     return "\n".join(lines) + "\n"
 
 

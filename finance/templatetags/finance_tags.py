@@ -10,3 +10,11 @@ BUCKET_CLASS = {"bearish": "badge-bad", "somewhat bearish": "badge-bad", "neutra
 def score_badge(score, bucket=""):
     """A signed score with its bucket, coloured by direction."""
     return {"score": score, "bucket": bucket, "css": BUCKET_CLASS.get(bucket, "")}
+
+
+@register.filter
+def signed(value, digits=2):
+    """+0.47 / −0.35: a change reads with its sign."""
+    if value is None or value == "":
+        return "–"
+    return f"{float(value):+.{int(digits)}f}"
