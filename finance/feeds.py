@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from finance.models import IngestRun, Source
-from finance.services import _source_for, articles_ingest, ingest_run_record
+from finance.services import articles_ingest, ingest_run_record, source_for
 from mlcore.data import DataError
 
 FEED_MAX_BYTES = 10 * 1024 * 1024
@@ -57,7 +57,7 @@ def feed_upload(*, source_name: str, user, data: bytes, filename: str) -> Ingest
     """Load an uploaded feed file into a source and record the run."""
     rows = feed_entries(data=data, name=filename)
     with transaction.atomic():
-        source = _source_for(name=source_name, kind=Source.Kind.FEED)
+        source = source_for(name=source_name, kind=Source.Kind.FEED)
         result = articles_ingest(source=source, rows=rows)
         return ingest_run_record(source=source, user=user, via=IngestRun.Via.FEED, filename=filename, result=result)
 

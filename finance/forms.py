@@ -48,7 +48,7 @@ class ArticleCsvUploadForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["file"].help_text = (
-            f"Up to {filesizeformat(services.CSV_MAX_BYTES)}, with a header row. You choose the columns next."
+            f"Up to {filesizeformat(services.uploads.CSV_MAX_BYTES)}, with a header row. You choose the columns next."
         )
 
     def clean_source(self):
@@ -59,10 +59,10 @@ class ArticleCsvUploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if upload.size > services.CSV_MAX_BYTES:
+        if upload.size > services.uploads.CSV_MAX_BYTES:
             raise forms.ValidationError(
                 f"{upload.name} is {filesizeformat(upload.size)}; the limit is "
-                f"{filesizeformat(services.CSV_MAX_BYTES)}. Split it into smaller files."
+                f"{filesizeformat(services.uploads.CSV_MAX_BYTES)}. Split it into smaller files."
             )
         return upload
 

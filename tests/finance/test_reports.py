@@ -6,6 +6,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
+from django_celery_results.models import TaskResult
 
 from core.roles import Role
 from finance import reports, watchlists
@@ -133,12 +134,12 @@ def test_a_scheduled_report_is_made_by_a_real_worker(analyst, news, tmp_path):
                                             tz="UTC", email=False)
     env = app_broker_env()
     with celery_worker(broker_url=env["CELERY_BROKER_URL"], queues="default", extra_env=env, log_dir=tmp_path):
-        for _ in range(2):  # run twice, as a redelivered task would: still one report
-            current_app.send_task("finance.generate_scheduled_report", args=[schedule.pk])
-        report = wait_for(lambda: Report.objects.filter(schedule=schedule).first(), timeout=90, what="the report")
-        wait_for(lambda: Report.objects.get(pk=report.pk).generated_at > report.generated_at, timeout=60,
-                 what="the second run")
+        # Run twice, as a redelivered task would: still one report.
+        ids = [current_app.send_task("finance.generate_scheduled_report", args=[schedule.pk]).id for _ in range(2)]
+        wait_for(lambda: TaskResult.objects.filter(task_id__in=ids, status="SUCCESS").count() == 2, timeout=120,
+                 what="both runs")
     assert Report.objects.count() == 1
-    report.refresh_from_db()
+    report = Report.objects.get()
+    assert {int(r) for r in TaskResult.objects.filter(task_id__in=ids).values_list("result", flat=True)} == {report.pk}
     assert report.period_end == timezone.now().date() - timedelta(days=1)
     assert {r["symbol"] for r in report.summary["companies"]} == {"NRVB", "KSTR"}

@@ -32,7 +32,8 @@ def _uploads_in_tmp(settings, tmp_path):
 
 
 def pending_files():
-    return sorted(services._pending_folder().glob("*.csv")) if services._pending_folder().exists() else []
+    folder = services.uploads._pending_folder()
+    return sorted(folder.glob("*.csv")) if folder.exists() else []
 
 
 def flashes(response) -> list[str]:
@@ -301,13 +302,13 @@ def test_unusable_files_are_refused_with_the_reason(client_with_roles, content, 
 
 
 def test_a_file_over_the_limit_is_refused_before_it_is_read(client_with_roles, monkeypatch):
-    monkeypatch.setattr(services, "CSV_MAX_BYTES", 50)
+    monkeypatch.setattr(services.uploads, "CSV_MAX_BYTES", 50)
     response = upload(client_with_roles(Role.ANALYST), NEWS_CSV)
     assert response.status_code == 400
     assert response.context["form"].errors["file"] == [  # filesizeformat keeps number and unit together
         f"news.csv is {len(NEWS_CSV)}\xa0bytes; the limit is 50\xa0bytes. Split it into smaller files."]
     assert pending_files() == [] and not IngestRun.objects.exists()
-    with pytest.raises(services.DataError, match="the limit is 50\xa0bytes"):
+    with pytest.raises(services.uploads.DataError, match="the limit is 50\xa0bytes"):
         services.csv_preview(data=NEWS_CSV.encode(), filename="news.csv")
 
 
