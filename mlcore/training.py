@@ -64,6 +64,36 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+def _save_best(best_dir: Path, model, tokenizer, sidecar: dict) -> None:
+    if best_dir.exists():
+        shutil.rmtree(best_dir)
+    model.save_pretrained(best_dir)
+    tokenizer.save_pretrained(best_dir)
+    write_sidecar(best_dir, sidecar)
+
+
+def _write_checkpoint(work_dir: Path, model, optimizer, scheduler, state: dict) -> None:
+    """Everything needed to resume after this epoch; written aside, then swapped in, so a kill mid-write
+    leaves the previous checkpoint intact."""
+    tmp, final = work_dir / "checkpoint.tmp", work_dir / "checkpoint"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    torch.save({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+
+
+def _read_checkpoint(ckpt_dir: Path, optimizer, scheduler) -> dict:
+    state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    return state
+
+
 def _val_score(kind: str, report: dict) -> float:
     """Higher is better: macro-F1 for classifiers, QWK (then -RMSE) for regressors."""
     if kind == "classifier":
@@ -136,10 +166,7 @@ def train_encoder(
     start_epoch, best_score, stale_epochs, history = 0, -math.inf, 0, []
     best_report: dict = {}
     if resume:
-        state = torch.load(ckpt_dir / "state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        state = _read_checkpoint(ckpt_dir, optimizer, scheduler)
         start_epoch, best_score, stale_epochs = state["epoch"] + 1, state["best_score"], state["stale_epochs"]
         history, best_report = state["history"], state["best_report"]
     resumed_from = start_epoch
@@ -205,26 +232,13 @@ def train_encoder(
         score = _val_score(kind, report) if report else -sum(losses) / len(losses)
         if score > best_score:
             best_score, best_report, stale_epochs = score, report, 0
-            if best_dir.exists():
-                shutil.rmtree(best_dir)
-            model.save_pretrained(best_dir)
-            tokenizer.save_pretrained(best_dir)
-            write_sidecar(best_dir, {**sidecar, "best_epoch": epoch + 1})
+            _save_best(best_dir, model, tokenizer, {**sidecar, "best_epoch": epoch + 1})
         else:
             stale_epochs += 1
-        # Checkpoint for resumption: written to a temporary folder, then swapped in.
-        tmp = work_dir / "checkpoint.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        model.save_pretrained(tmp)
-        torch.save({
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_score": best_score,
-            "stale_epochs": stale_epochs, "history": history, "best_report": best_report,
-        }, tmp / "state.pt")
-        if ckpt_dir.exists():
-            shutil.rmtree(ckpt_dir)
-        tmp.rename(ckpt_dir)
+        _write_checkpoint(work_dir, model, optimizer, scheduler, {
+            "epoch": epoch, "best_score": best_score, "stale_epochs": stale_epochs, "history": history,
+            "best_report": best_report,
+        })
         cb.on_epoch(event)
         if validation and stale_epochs >= int(p["patience"]):
             stopped_early = True
@@ -338,10 +352,7 @@ def train_lora(
     start_epoch, best_score, stale_epochs, history = 0, -math.inf, 0, []
     best_report: dict = {}
     if resume:
-        state = torch.load(ckpt_dir / "state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        state = _read_checkpoint(ckpt_dir, optimizer, scheduler)
         start_epoch, best_score, stale_epochs = state["epoch"] + 1, state["best_score"], state["stale_epochs"]
         history, best_report = state["history"], state["best_report"]
         ppl_before = state["perplexity_before"]
@@ -382,26 +393,14 @@ def train_lora(
         history.append(event)
         if -ppl > best_score:
             best_score, best_report, stale_epochs = -ppl, report, 0
-            if best_dir.exists():
-                shutil.rmtree(best_dir)
-            model.save_pretrained(best_dir)  # the adapter only (a few MB)
-            tokenizer.save_pretrained(best_dir)
-            write_sidecar(best_dir, {**sidecar, "perplexity_after": ppl, "best_epoch": epoch + 1})
+            # A peft model saves the adapter only (a few MB).
+            _save_best(best_dir, model, tokenizer, {**sidecar, "perplexity_after": ppl, "best_epoch": epoch + 1})
         else:
             stale_epochs += 1
-        tmp = work_dir / "checkpoint.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        model.save_pretrained(tmp)
-        torch.save({
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_score": best_score,
-            "stale_epochs": stale_epochs, "history": history, "best_report": best_report,
-            "perplexity_before": ppl_before,
-        }, tmp / "state.pt")
-        if ckpt_dir.exists():
-            shutil.rmtree(ckpt_dir)
-        tmp.rename(ckpt_dir)
+        _write_checkpoint(work_dir, model, optimizer, scheduler, {
+            "epoch": epoch, "best_score": best_score, "stale_epochs": stale_epochs, "history": history,
+            "best_report": best_report, "perplexity_before": ppl_before,
+        })
         cb.on_epoch(event)
         if val_blocks and stale_epochs >= int(p["patience"]):
             stopped_early = True
