@@ -18,6 +18,10 @@ number of new tokens (end-of-sequence is suppressed on both sides so each run pr
   cache, 1 thread, eager vs SDPA attention, bf16 weights, dynamic int8 Linear layers, the app's sampling
   settings, chat-template/tokeniser cost; `--try-compile` adds torch.compile with a static cache.
 
+Figures: "tokens/s" is new tokens over the whole request (prefill included), best of `--runs` after a
+warm-up; "decode tokens/s" leaves out the first token. Every timed block records how much CPU other
+processes used meanwhile and is redone (up to `--tries`) when they took more than 15% of the cores.
+
 Goals being checked: mlcore >= 0.8x llama.cpp tokens/s, and time to first token < 0.5 s.
 
 Install the llama.cpp half once (about 3-4 minutes to build; the default -march=native build can
@@ -26,7 +30,8 @@ segfault on CPUs with AMX, hence GGML_NATIVE=OFF):
     python3 -m venv var/bench-venv
     CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 var/bench-venv/bin/pip install llama-cpp-python==0.3.36
 
-Run (about 2-3 minutes on 2 cores; results go to var/bench/generation-*.json):
+Run (about 3 minutes on 2 quiet cores; `--try-compile` adds 20 s, or about 100 s when the inductor cache is
+cold; results go to var/bench/generation-*.json):
 
     .venv/bin/python bench/generation.py [--max-new-tokens 100] [--runs 3] [--llama-python var/bench-venv/bin/python]
 
@@ -307,6 +312,7 @@ def investigate(path: str, args, tokenizer, reply: str) -> dict:
             reference.extend(new_ids)
         pairs = zip(reference, new_ids, strict=False)
         best["same_leading_tokens_as_fp32"] = next((i for i, (a, b) in enumerate(pairs) if a != b), len(new_ids))
+        best["text_start"] = " ".join(tokenizer.decode(new_ids, skip_special_tokens=True).split()[:14])
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()}
 
     def show(key, fn, note=""):
@@ -316,6 +322,8 @@ def investigate(path: str, args, tokenizer, reply: str) -> dict:
         print(f"  {key:<26} {row.get('tokens_per_s', 0):>6.1f} tok/s  first token {row.get('ttft_s', 0):.3f} s"
               f"  decode {row.get('decode_tokens_per_s', 0):>6.1f} tok/s"
               + (f"  same first {same} tokens as fp32" if same is not None else "") + f"  [{note}]")
+        if same is not None and same < n:
+            print(f"{'':30}its text starts: {row['text_start']} ...")
 
     show("generate_fp32_sdpa", lambda: gen(model),
          f"model.generate, {model.config._attn_implementation}, no text streamer")
@@ -373,7 +381,7 @@ def investigate(path: str, args, tokenizer, reply: str) -> dict:
 
     if args.try_compile:
         compiled = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        compiled.forward = torch.compile(compiled.forward, mode="reduce-overhead", fullgraph=False)
+        compiled.forward = torch.compile(compiled.forward)
         t0 = time.perf_counter()
         try:
             gen(compiled, repeats=0, cache_implementation="static")  # compiles

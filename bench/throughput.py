@@ -7,7 +7,8 @@ What it measures, on the real Financial PhraseBank sentences, on CPU with 2 torc
    `clean_and_dedup` and `assign_splits`, the same pipeline the app uses). Test-split accuracy and
    macro-F1 are reported for the fine-tuned model in fp32 (predicted by `mlcore.runtime.classify`) and
    for a dynamic-int8 copy of the same model (`torch.ao.quantization.quantize_dynamic` on its Linear layers).
-2. Speed, in sentences per second, on the same sentences for every row:
+2. Speed, in sentences per second, on 1,000 PhraseBank sentences spread over the cleaned set (the BERT-base
+   rows on an evenly spaced 300 of them) and on the headline-length ones (at most 16 tokens):
    - MiniLM through `mlcore.runtime.classify` (length-sorted batches of 64, dynamic padding), fp32 and int8
      (the int8 row swaps the quantised model into the runtime's cache entry, so the same code path runs);
    - MiniLM in a plain loop, batches of 32 padded to `--max-length` (the naive baseline, for contrast);
@@ -15,15 +16,19 @@ What it measures, on the real Financial PhraseBank sentences, on CPU with 2 torc
      weights, which cost the same time as trained ones) with the MiniLM tokenizer, in the same
      length-sorted dynamic-padding loop as the runtime, fp32 and int8.
 
+Speeds are the best of `--repeats` passes after a warm-up pass. Every row records how much CPU other
+processes used meanwhile and is measured again (up to `--tries`) when they took more than 15% of the cores.
+
 Goals being checked: MiniLM >= 10x BERT-base sentences/s, and >= 1,000 sentences/s on 2 cores.
 
-Run (about 8-10 minutes on 2 cores; results go to var/bench/throughput-*.json):
+Run (about 12 minutes on 2 quiet cores, 7.5 of them fine-tuning; results go to var/bench/throughput-*.json):
 
     .venv/bin/python bench/throughput.py [--data ../shared/data/financial_phrasebank] [--sentences 1000]
         [--train-epochs 3] [--file Sentences_50Agree.txt]
 
 `--train-epochs 0` skips fine-tuning and the accuracy rows (speed only, with an untrained head).
-The script waits for the 1-minute load average to drop below `--max-load` before the speed section.
+Before the speed section the script waits (up to `--max-wait` s) until the 1-minute load average is below
+`--max-load` or other processes use under 5% of the cores.
 Exit code 2 means the data folder (or the file in it) is missing.
 """
 
