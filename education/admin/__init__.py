@@ -1,0 +1,3 @@
+"""Admin for education models (autodiscovered through this package)."""
+
+from education.admin import grading, tutor  # noqa: F401

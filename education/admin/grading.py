@@ -1,0 +1,1 @@
+"""Admin for courses, assignments, essays and grades."""

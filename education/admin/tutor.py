@@ -1,0 +1,1 @@
+"""Admin for course material and tutor sessions."""

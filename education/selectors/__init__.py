@@ -1,0 +1,1 @@
+"""Education reads, one module per part (grading, tutor)."""

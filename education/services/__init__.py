@@ -1,0 +1,1 @@
+"""Education services: state changes, one module per part (courses, grading, feedback, calibration, tutor)."""

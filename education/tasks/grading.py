@@ -1,0 +1,1 @@
+"""Celery tasks of essay grading and calibration."""

@@ -1,0 +1,3 @@
+"""Tutor pages (course material, questions); included under /education/tutor/ in the education namespace."""
+
+urlpatterns = []
