@@ -276,6 +276,8 @@ PARLANCE_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("PARLANCE_WORKER_HEARTB
 # mlcore
 MLCORE_HOME = Path(os.environ.get("MLCORE_HOME", VAR_DIR / "models"))
 MLCORE_DEVICE = os.environ.get("MLCORE_DEVICE", "auto")
+# Encoder kinds served with dynamic int8 Linear layers on CPU ("none" for none): measured in docs/benchmarks.md.
+MLCORE_CPU_INT8 = frozenset(env_list("MLCORE_CPU_INT8", "classifier")) - {"none"}
 # A running training job with no progress for this long is taken as lost and requeued.
 MLCORE_JOB_STALE_SECONDS = int(os.environ.get("MLCORE_JOB_STALE_SECONDS", "300"))
 
