@@ -256,6 +256,11 @@ CELERY_TASK_ROUTES = {
     "mlcore.*": {"queue": "ml"},
     # Bulk inference of the apps runs beside training on the ml workers.
     "finance.score_articles": {"queue": "ml"},
+    "education.grade_version": {"queue": "ml"},
+    "education.calibrate": {"queue": "ml"},
+    "education.calibration_finish": {"queue": "ml"},
+    "education.tutor_embed_material": {"queue": "ml"},
+    "entertainment.generate": {"queue": "ml"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -273,9 +278,15 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # A worker writes a heartbeat row this often; /healthz calls a worker alive for 3 beats.
 PARLANCE_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("PARLANCE_WORKER_HEARTBEAT_SECONDS", "10"))
 
+# entertainment: story and dialogue generations one writer may start per minute (counted from the job table)
+ENTERTAINMENT_JOBS_PER_MINUTE = int(os.environ.get("ENTERTAINMENT_JOBS_PER_MINUTE", "6"))
+
 # mlcore
 MLCORE_HOME = Path(os.environ.get("MLCORE_HOME", VAR_DIR / "models"))
 MLCORE_DEVICE = os.environ.get("MLCORE_DEVICE", "auto")
+# Who generates on CPU: "auto" (llama.cpp on the model's GGUF when llama-cpp-python is installed and no LoRA
+# adapter is applied, else transformers), "transformers", or "llamacpp" (an error when it cannot).
+MLCORE_LM_BACKEND = os.environ.get("MLCORE_LM_BACKEND", "auto").lower()
 # Encoder kinds served with dynamic int8 Linear layers on CPU ("none" for none): measured in docs/benchmarks.md.
 MLCORE_CPU_INT8 = frozenset(env_list("MLCORE_CPU_INT8", "classifier")) - {"none"}
 # A running training job with no progress for this long is taken as lost and requeued.

@@ -16,7 +16,7 @@ from mlcore.specs import ModelNotReady
 __all__ = [
     "ModelNotReady", "NoActiveVersion", "RegistryError", "Task",
     "predict", "score", "embed", "generate", "start_finetune", "finetune_now", "evaluate", "version_path",
-    "active_version", "dataset_create", "activate",
+    "active_version", "dataset_create", "activate", "count_tokens", "context_window",
 ]
 
 
@@ -154,3 +154,20 @@ def evaluate(version: ModelVersion, dataset, *, split: str | None = "test", prog
     else:
         report = metrics.regression_report([float(r["target"]) for r in rows], pred)
     return {**report, "dataset": dataset.name, "dataset_id": dataset.pk, "split": split or "all"}
+
+
+def count_tokens(task: str, texts: list[str]) -> list[int]:
+    """Tokens per text under the tokenizer of the task's active model, in input order."""
+    from mlcore import runtime
+
+    texts = _checked(texts)
+    if not texts:
+        return []
+    return runtime.count_tokens(version_path(active_version(task=task)), texts)
+
+
+def context_window(task: str) -> int:
+    """How many tokens (prompt plus generated) the task's active model takes at most."""
+    from mlcore import runtime
+
+    return runtime.context_window(version_path(active_version(task=task)))

@@ -10,6 +10,12 @@ NEGATIVE = ["loss widened", "shares slumped", "revenue missed forecasts", "weak 
 NEUTRAL = ["board meeting held", "annual report published", "office moved", "ceo spoke", "results due monday"]
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Test users need a password, not a strong hash: PBKDF2 dominated the view tests' time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db):
     """Create a user holding the given roles."""
