@@ -7,9 +7,12 @@ from finance.models import (
     Company,
     DailyPrice,
     IngestRun,
+    PriceUpload,
+    RemovedMention,
     Report,
     ReportSchedule,
     Source,
+    TickerRedetectRun,
     Watchlist,
 )
 
@@ -31,7 +34,7 @@ class SourceAdmin(admin.ModelAdmin):
 class ArticleTickerInline(admin.TabularInline):
     model = ArticleTicker
     extra = 0
-    raw_id_fields = ["company"]
+    raw_id_fields = ["company", "edited_by"]
 
 
 @admin.register(Article)
@@ -87,3 +90,24 @@ class ReportAdmin(admin.ModelAdmin):
     list_display = ["watchlist", "owner", "period_start", "period_end", "generated_at", "emailed_to"]
     list_filter = ["period_end"]
     readonly_fields = ["summary"]
+
+
+@admin.register(RemovedMention)
+class RemovedMentionAdmin(admin.ModelAdmin):
+    list_display = ["article", "company", "removed_by", "removed_at"]
+    raw_id_fields = ["article", "company"]
+    list_select_related = ["article", "company", "removed_by"]
+
+
+@admin.register(TickerRedetectRun)
+class TickerRedetectRunAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "company", "user", "days", "state", "scanned", "added", "finished_at"]
+    list_filter = ["state"]
+    list_select_related = ["company", "user"]
+
+
+@admin.register(PriceUpload)
+class PriceUploadAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "user", "filename", "rows", "accepted", "updated", "unchanged", "rejected"]
+    list_select_related = ["user"]
+    readonly_fields = ["created_at", "problems"]

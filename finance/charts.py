@@ -95,3 +95,35 @@ def distribution_figure(scores: list[float]) -> dict | None:
                    "xaxis": {"title": {"text": "story score"}, "range": [-1, 1]},
                    "yaxis": {"title": {"text": "stories"}}, "bargap": 0.05},
     }
+
+
+def sector_figure(series: pd.DataFrame, *, period: str = "day") -> dict | None:
+    """A sector's score per day (with the 7-day mean) or per week, and its story count on a second axis."""
+    if series.empty:
+        return None
+    x = _days(series["day"])
+    data = [{"type": "bar", "x": x, "y": series["score"].round(4).tolist(),
+             "name": "weekly score" if period == "week" else "daily score",
+             "marker": {"color": ["#1f7a4d" if s >= 0 else "#b42318" for s in series["score"]]}}]
+    if period != "week":
+        data.append({"type": "scatter", "mode": "lines", "x": x, "y": series["rolling_7d"].round(4).tolist(),
+                     "name": "7-day mean", "line": {"color": "#2458c6", "width": 2}})
+    data.append({"type": "scatter", "mode": "lines", "x": x, "y": series["articles"].tolist(), "name": "stories",
+                 "yaxis": "y2", "line": {"color": "#9aa5b8", "dash": "dot"}})
+    return {
+        "data": data,
+        "layout": {"height": 340, "margin": {"t": 10, "r": 50, "b": 40, "l": 50},
+                   "yaxis": {"title": {"text": "score (P(pos) − P(neg))"}, "range": [-1, 1], "zeroline": True},
+                   "yaxis2": {"title": {"text": "stories"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+                   "legend": {"orientation": "h", "y": -0.2}, "bargap": 0.2},
+    }
+
+
+def ticker_heatmap(daily_ticker: pd.DataFrame) -> dict | None:
+    """Ticker × day heatmap of the weighted score (green bullish, red bearish)."""
+    if daily_ticker.empty:
+        return None
+    figure = sector_heatmap(daily_ticker.rename(columns={"symbol": "sector"}))
+    figure["data"][0]["hovertemplate"] = "%{y}<br>%{x}<br>score %{z:.2f}<br>%{customdata} stories<extra></extra>"
+    figure["layout"]["margin"]["l"] = 80
+    return figure

@@ -2,14 +2,16 @@
 
 import csv
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from core.roles import Role, role_required
 from finance import charts, selectors
 from finance.dashboard_forms import DashboardFilterForm
 from finance.models import Company
+from finance.views import _spreadsheet_safe
 
 HEADLINES_SHOWN = 50
 
@@ -19,7 +21,8 @@ def _csv(filename: str, header: list[str], rows) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
     writer.writerow(header)
-    writer.writerows(rows)
+    # Titles and names come from uploads and feeds: none may reach a spreadsheet as a formula.
+    writer.writerows([_spreadsheet_safe(cell) if isinstance(cell, str) else cell for cell in row] for row in rows)
     return response
 
 
@@ -61,6 +64,7 @@ def dashboard(request):
         "form": form, "window": w, "status": selectors.sentiment_status(),
         "market_chart": charts.market_figure(market), "sector_chart": charts.sector_heatmap(sectors),
         "movers": moved, "headlines": heads, "has_news": not frame.empty,
+        "sectors": selectors.sectors_summary(frame),
         "query": request.GET.urlencode(),
     })
 
@@ -100,4 +104,54 @@ def ticker(request, symbol: str):
         "summary": {"stories": int(daily["articles"].sum()) if not daily.empty else 0, "score": score,
                     "bucket": selectors.bucket(score) if score is not None else ""},
         "query": request.GET.urlencode(),
+    })
+
+
+@role_required(Role.ANALYST)
+@require_GET
+def sector(request, sector: str):
+    """One sector: its score by day or week, its tickers, a ticker × day heatmap and its headlines."""
+    members = list(Company.objects.filter(sector__iexact=sector).order_by("symbol"))
+    if not members:
+        raise Http404("No company is in that sector.")
+    name = members[0].sector
+    symbols = [c.symbol for c in members]
+    period = "week" if request.GET.get("period") == "week" else "day"
+    form = DashboardFilterForm(request.GET or None)
+    w = form.window()
+    frame = selectors.mentions_frame(start=w["start"], end=w["end"], symbols=symbols, source_ids=w["source_ids"])
+    series = selectors.sector_series(frame, period=period)
+    by_ticker = selectors.daily_by_ticker(frame)
+    tickers = selectors.tickers_summary(frame, companies=members, end=w["end"])
+    heads = selectors.headlines(start=w["start"], end=w["end"], symbols=symbols, query=w["q"],
+                                source_ids=w["source_ids"],
+                                limit=HEADLINES_SHOWN if request.GET.get("export") != "headlines" else 10_000)
+    stamp = f"{slugify(name)}_{w['start']}_{w['end']}"
+    match request.GET.get("export"):
+        case "series":
+            return _csv(f"{stamp}_{period}.csv", [period, "stories", "score", "share_positive", "share_negative",
+                                                  "bucket", "rolling_7d"],
+                        ([r.day, r.articles, _round(r.score), _round(r.share_positive), _round(r.share_negative),
+                          r.bucket, _round(r.rolling_7d)] for r in series.itertuples()))
+        case "tickers":
+            return _csv(f"{stamp}_tickers.csv", ["symbol", "name", "stories", "score_7d", "previous_7d", "change",
+                                                 "bucket"],
+                        ([t["company"].symbol, _spreadsheet_safe(t["company"].name), t["stories"], _round(t["score"]),
+                          _round(t["previous"]), _round(t["change"]), t["bucket"]] for t in tickers))
+        case "heatmap":
+            return _csv(f"{stamp}_ticker_days.csv", ["symbol", "day", "stories", "score", "bucket"],
+                        ([r.symbol, r.day, r.articles, _round(r.score), r.bucket] for r in by_ticker.itertuples()))
+        case "headlines":
+            return _csv(f"{stamp}_headlines.csv", ["published_at", "source", "sources", "title", "url", "score",
+                                                   "label"],
+                        ([h["published_at"].isoformat(), _spreadsheet_safe(h["source"]), h["sources"],
+                          _spreadsheet_safe(h["title"]), h["url"], _round(h["score"]), h["label"]] for h in heads))
+    params = request.GET.copy()
+    params.pop("period", None)
+    params.pop("export", None)
+    return render(request, "finance/sector.html", {
+        "sector": name, "form": form, "window": w, "period": period, "tickers": tickers, "headlines": heads,
+        "has_news": not frame.empty,
+        "chart": charts.sector_figure(series, period=period), "heatmap": charts.ticker_heatmap(by_ticker),
+        "query": request.GET.urlencode(), "filters": params.urlencode(),
     })

@@ -169,3 +169,85 @@ class ReportNowForm(forms.Form):
         from finance.models import Watchlist
 
         self.fields["watchlist"].queryset = Watchlist.objects.filter(owner=owner)
+
+
+class CompanyForm(forms.Form):
+    """Add or change a company: symbol A–Z0-9.- (≤10, stored upper-case, unique), name, sector, one alias a line."""
+
+    symbol = forms.CharField(max_length=20, widget=forms.TextInput(attrs={"autocomplete": "off",
+                                                                          "placeholder": "e.g. NRVB"}),
+                             help_text="Up to 10 letters, digits, dots or hyphens; stored in capitals.")
+    name = forms.CharField(max_length=200)
+    sector = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"list": "finance-sectors",
+                                                                           "autocomplete": "off"}),
+                             help_text="Choose an existing sector or type a new one.")
+    aliases = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
+                              help_text="Other names the news uses, one per line (e.g. Norvale).")
+
+    def __init__(self, *args, company=None, **kwargs):
+        self.company = company
+        if company is not None and "initial" not in kwargs:
+            kwargs["initial"] = {"symbol": company.symbol, "name": company.name, "sector": company.sector,
+                                 "aliases": "\n".join(company.aliases)}
+        super().__init__(*args, **kwargs)
+
+    def clean_symbol(self):
+        from finance.models import Company
+        from finance.services.companies import CompanyError, symbol_clean
+
+        try:
+            symbol = symbol_clean(self.cleaned_data["symbol"])
+        except CompanyError as error:
+            raise forms.ValidationError(str(error)) from None
+        clash = Company.objects.filter(symbol=symbol)
+        if self.company is not None:
+            clash = clash.exclude(pk=self.company.pk)
+        if clash.exists():
+            raise forms.ValidationError(f"There is already a company with the symbol {symbol}.")
+        return symbol
+
+    def clean_aliases(self):
+        from finance.services.companies import CompanyError, aliases_clean
+
+        try:
+            return aliases_clean(self.cleaned_data["aliases"])
+        except CompanyError as error:
+            raise forms.ValidationError(str(error)) from None
+
+
+class RedetectForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=366, initial=30, label="Articles of the last (days)")
+
+
+class MentionAddForm(forms.Form):
+    symbol = forms.CharField(max_length=20, label="Ticker",
+                             widget=forms.TextInput(attrs={"list": "finance-symbols", "autocomplete": "off",
+                                                           "placeholder": "Symbol"}))
+    relevance = forms.FloatField(initial=1.0, widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01",
+                                                                               "max": "1"}),
+                                 help_text="Above 0, at most 1: how much the article is about it.")
+
+
+class MentionRelevanceForm(forms.Form):
+    relevance = forms.FloatField(widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "max": "1"}))
+
+
+class PriceUploadForm(forms.Form):
+    file = forms.FileField(label="CSV file", widget=forms.ClearableFileInput(attrs={"accept": ".csv,.tsv,.txt"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from finance.services import prices
+
+        self.fields["file"].help_text = (f"Columns symbol, date (YYYY-MM-DD) and close; up to "
+                                         f"{filesizeformat(prices.PRICES_MAX_BYTES)}.")
+
+    def clean_file(self):
+        from finance.services import prices
+
+        upload = self.cleaned_data["file"]
+        if upload.size > prices.PRICES_MAX_BYTES:
+            raise forms.ValidationError(
+                f"{upload.name} is {filesizeformat(upload.size)}; the limit is "
+                f"{filesizeformat(prices.PRICES_MAX_BYTES)}. Split it into smaller files.")
+        return upload

@@ -78,6 +78,10 @@ class ArticleTicker(models.Model):
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="mentions")
     relevance = models.FloatField(default=1.0, help_text="0 to 1: how much the article is about this company")
     detected_by = models.CharField(max_length=10, choices=Detection.choices)
+    # Set when an analyst changed the relevance; re-detection never touches an existing mention.
+    edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    edited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -230,3 +234,73 @@ class Report(models.Model):
 
     def __str__(self):
         return f"{self.watchlist} {self.period_start}–{self.period_end}"
+
+
+class RemovedMention(models.Model):
+    """An analyst took this company off this article; re-detecting tickers does not add it back."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="removed_mentions")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="removed_mentions")
+    removed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    removed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["article", "company"], name="finance_one_removal_per_mention")]
+
+    def __str__(self):
+        return f"{self.company_id} off {self.article_id}"
+
+
+class TickerRedetectRun(models.Model):
+    """Looking for one company again in the last days' articles (after it was added or its aliases changed)."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="redetect_runs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="finance_redetect_runs")
+    days = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    scanned = models.PositiveIntegerField(default=0, help_text="Articles read")
+    added = models.PositiveIntegerField(default=0, help_text="Mentions added")
+    error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(days__gte=1) & Q(days__lte=366),
+                                              name="finance_redetect_days_range")]
+
+    def __str__(self):
+        return f"Re-detect {self.company_id} over {self.days} days ({self.state})"
+
+
+class PriceUpload(models.Model):
+    """One daily-prices CSV load and what became of its rows."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="finance_price_uploads")
+    filename = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    rows = models.PositiveIntegerField(default=0, help_text="accepted + updated + unchanged + rejected")
+    accepted = models.PositiveIntegerField(default=0, help_text="New (company, day) closes")
+    updated = models.PositiveIntegerField(default=0, help_text="Closes that replaced another value")
+    unchanged = models.PositiveIntegerField(default=0, help_text="Closes already stored with this value")
+    rejected = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True, help_text="[{row, symbol, date, close, reason}]")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rows=F("accepted") + F("updated") + F("unchanged") + F("rejected")),
+                                   name="finance_price_upload_rows_add_up"),
+        ]
+
+    def __str__(self):
+        return f"Prices from {self.filename or 'a file'} at {self.created_at:%Y-%m-%d %H:%M}"

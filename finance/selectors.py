@@ -208,3 +208,99 @@ def sentiment_status() -> dict:
 def scores_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Stories, weighted score, shares and bucket per group of `keys` (e.g. ["symbol"])."""
     return _aggregate(frame, keys)
+
+
+# Companies, articles and sectors (pages that read one of them).
+
+
+def companies_with_counts(*, query: str = ""):
+    """Companies with how many articles mention each, filtered by symbol, name, sector or alias; one query."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    from finance.models import Company
+
+    companies = Company.objects.annotate(article_count=Count("mentions"))
+    query = " ".join(query.split())
+    if query:
+        companies = companies.annotate(aliases_text=Cast("aliases", TextField())).filter(
+            Q(symbol__icontains=query) | Q(name__icontains=query) | Q(sector__icontains=query)
+            | Q(aliases_text__icontains=query))
+    return companies.order_by("symbol")
+
+
+def sector_names() -> list[str]:
+    from finance.models import Company
+
+    return list(Company.objects.order_by("sector").values_list("sector", flat=True).distinct())
+
+
+def article_detail(*, article) -> dict:
+    """An article's story (its leader and copies, oldest first), readings per model version and mentions."""
+    from finance.models import Article as ArticleModel
+
+    leader_id = article.cluster_leader_id or article.pk
+    story = list(ArticleModel.objects.filter(Q(pk=leader_id) | Q(cluster_leader_id=leader_id))
+                 .select_related("source").only("id", "title", "url", "published_at", "source__name",
+                                                "cluster_leader_id").order_by("published_at", "id"))
+    story.sort(key=lambda copy: copy.pk != leader_id)  # the leader first, then its copies as they came
+    try:
+        active = ml.active_version(task=ml.Task.FINANCE_SENTIMENT)
+    except ml.NoActiveVersion:
+        active = None
+    readings = list(ArticleSentiment.objects.filter(article=article).select_related("model_version")
+                    .order_by("-model_version__created_at", "-model_version_id"))
+    for reading in readings:
+        reading.is_active = active is not None and reading.model_version_id == active.pk
+        reading.bucket = bucket(reading.score)
+    readings.sort(key=lambda reading: not reading.is_active)  # the active version's reading first
+    mentions = list(ArticleTicker.objects.filter(article=article).select_related("company", "edited_by")
+                    .order_by("-relevance", "company__symbol"))
+    return {"story": story, "sources": len(story), "readings": readings, "mentions": mentions}
+
+
+def sector_series(frame: pd.DataFrame, *, period: str = "day") -> pd.DataFrame:
+    """The sector's stories, weighted score, shares and bucket per day (with the 7-day rolling mean of the
+    daily score) or per week (weeks start on Monday; `day` is the Monday)."""
+    if period == "week":
+        if frame.empty:
+            return _aggregate(frame, ["day"]).assign(rolling_7d=pd.Series(dtype=float))
+        weeks = pd.to_datetime(frame["day"]).dt.to_period("W-SUN").dt.start_time.dt.date
+        weekly = _aggregate(frame.assign(day=weeks), ["day"])
+        return weekly.assign(rolling_7d=None)
+    daily = _aggregate(frame, ["day"])
+    if daily.empty:
+        return daily.assign(rolling_7d=pd.Series(dtype=float))
+    daily["rolling_7d"] = daily.set_index(pd.to_datetime(daily["day"]))["score"].rolling("7D").mean().to_numpy()
+    return daily
+
+
+def tickers_summary(frame: pd.DataFrame, *, companies, end: date, days: int = 7) -> list[dict]:
+    """Per company: stories in the frame, the weighted score of the last `days` days, of the `days` before,
+    the change and the bucket; companies without news keep None."""
+    rows = {c.symbol: {"company": c, "stories": 0, "score": None, "previous": None, "change": None, "bucket": ""}
+            for c in companies}
+    if not frame.empty:
+        for symbol, group in frame.groupby("symbol"):
+            if symbol in rows:
+                rows[symbol]["stories"] = int(group["article"].nunique())
+        recent_start = end - timedelta(days=days - 1)
+        previous_start = recent_start - timedelta(days=days)
+        for key, part in (("score", frame[frame["day"] >= recent_start]),
+                          ("previous", frame[(frame["day"] >= previous_start) & (frame["day"] < recent_start)])):
+            for symbol, group in part.groupby("symbol"):
+                if symbol in rows:
+                    rows[symbol][key] = float((group["score"] * group["relevance"]).sum() / group["relevance"].sum())
+        for row in rows.values():
+            if row["score"] is not None:
+                row["bucket"] = bucket(row["score"])
+                if row["previous"] is not None:
+                    row["change"] = row["score"] - row["previous"]
+    return list(rows.values())
+
+
+def sectors_summary(frame: pd.DataFrame) -> list[dict]:
+    """Per sector over the whole frame: stories, weighted score, bucket (for the dashboard's sector table)."""
+    table = _aggregate(frame, ["sector"])
+    return [{"sector": r.sector, "stories": int(r.articles), "score": float(r.score), "bucket": r.bucket}
+            for r in table.itertuples()]

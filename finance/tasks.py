@@ -52,3 +52,12 @@ def generate_scheduled_report(schedule_id: int) -> int | None:
 
     report = report_scheduled_run(schedule_id=schedule_id)
     return report.pk if report else None
+
+
+@shared_task(name="finance.redetect_tickers", acks_late=True, max_retries=0)
+def redetect_tickers(run_id: int) -> dict | None:
+    """Look for one company again in recent articles (a TickerRedetectRun); a redelivered run does nothing."""
+    from finance.services.companies import redetect_run
+
+    run = redetect_run(run_id=run_id)
+    return None if run is None else {"scanned": run.scanned, "added": run.added}

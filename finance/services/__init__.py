@@ -1,5 +1,6 @@
 """State changes of finance. `ingest`: validating, storing, clustering and scoring articles.
-`uploads`: CSV uploads, API pushes and the record of each load."""
+`uploads`: CSV uploads, API pushes and the record of each load. `companies`: companies, analysts' edits of
+mentions and re-detection. `prices`: daily prices from CSV."""
 
 from finance.services.ingest import (
     BODY_MAX,

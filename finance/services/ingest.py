@@ -99,7 +99,8 @@ def _clean_row(row: dict, *, default_tz) -> dict:
 class TickerIndex:
     """Finds the companies a text mentions: cashtags, bare symbols (3+ letters) and names/aliases."""
 
-    CASHTAG = re.compile(r"\$([A-Za-z]{1,6})\b")
+    # Symbols may hold digits, dots and hyphens (BRK.B, RDS-A); a sentence's final dot is not part of one.
+    CASHTAG = re.compile(r"\$([A-Za-z][A-Za-z0-9]*(?:[.\-][A-Za-z0-9]+)*)")
 
     def __init__(self, companies):
         self.by_symbol = {c.symbol.upper(): c for c in companies}

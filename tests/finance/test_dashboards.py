@@ -95,6 +95,14 @@ def test_csv_exports_hold_the_table_rows(client_with_roles, scored_news):
     assert len(market) == 12 and market[0]["bucket"] in {"bearish", "bullish"}
 
 
+def test_csv_exports_never_hand_a_spreadsheet_a_formula(client_with_roles, scored_news):
+    Article.objects.filter(title="Norvale story 0").update(title='=HYPERLINK("http://evil.example","Norvale")')
+    heads = client_with_roles(Role.ANALYST).get(reverse("finance:dashboard"), {"export": "headlines"})
+    titles = [r["title"] for r in csv.DictReader(io.StringIO(heads.content.decode()))]
+    assert "'=HYPERLINK(\"http://evil.example\",\"Norvale\")" in titles
+    assert not any(t.startswith("=") for t in titles)
+
+
 @pytest.mark.parametrize("params", [
     {"start": "2026-13-40"}, {"start": "2026-05-02", "end": "2026-05-01"}, {"start": "2000-01-01"},
     {"sources": ["999999"]}, {"q": "x" * 500},

@@ -81,6 +81,17 @@ def test_tickers_come_from_cashtags_symbols_and_names_weighted_by_where(source, 
         ("KSTR", 0.5, "name"), ("NRVB", 0.5, "name")}
 
 
+def test_cashtags_take_symbols_with_digits_dots_and_hyphens_but_not_a_final_dot(source, companies):
+    from finance.models import Company
+
+    Company.objects.create(symbol="BRK.B", name="Berkline Holdings B", sector="Financials", aliases=[])
+    Company.objects.create(symbol="X1", name="Xenon One", sector="Energy", aliases=[])
+    services.articles_ingest(source=source, rows=[row("$BRK.B buys a stake in $X1.", "Nothing else. $3bn deal.")])
+    article = Article.objects.get()
+    assert sorted((t.company.symbol, t.detected_by) for t in article.tickers.select_related("company")) == [
+        ("BRK.B", "cashtag"), ("X1", "cashtag")]
+
+
 def test_syndicated_copies_point_at_the_first_story(source, companies):
     story = ("Kestrel Air cuts its full year outlook as jet fuel costs rise and bookings to Europe slow down "
              "sharply in the third quarter")

@@ -88,6 +88,17 @@ ENDPOINTS = {
     "finance:upload_confirm": (None, "post", 400),  # an empty confirm names no upload
     "finance:ingest_run": ("run", "get", 200),
     "finance:ingest_run_problems_csv": ("run", "get", 200),
+    # companies, articles, prices and sectors (tests/finance/test_companies.py and neighbours test them in depth)
+    "finance:companies": (None, "get", 200),
+    "finance:company_add": (None, "get", 200),
+    "finance:company_edit": ("company", "get", 200),
+    "finance:company_redetect": ("company", "post", 302),  # no days posted: back to the company with a message
+    "finance:redetect_run": ("redetect", "get", 200),
+    "finance:article": ("article", "get", 200),
+    "finance:prices": (None, "get", 200),
+    "finance:price_upload": ("prices", "get", 200),
+    "finance:price_upload_rejected_csv": ("prices", "get", 200),
+    "finance:sector": ("sector", "get", 200),
 }
 
 
@@ -124,6 +135,27 @@ def url_for(name, run_id):
     if arg == "symbol":
         Company.objects.get_or_create(symbol="NRVB", defaults={"name": "Norvale Bank", "sector": "Financials"})
         return reverse(name, args=["NRVB"])
+    if arg in ("company", "redetect", "sector"):
+        from finance.models import TickerRedetectRun
+
+        company = Company.objects.get_or_create(symbol="NRVB", defaults={"name": "Norvale Bank",
+                                                                         "sector": "Financials"})[0]
+        if arg == "company":
+            return reverse(name, args=[company.pk])
+        if arg == "sector":
+            return reverse(name, args=[company.sector])
+        owner = IngestRun.objects.get(pk=run_id).user
+        return reverse(name, args=[TickerRedetectRun.objects.create(company=company, user=owner, days=30).pk])
+    if arg == "article":
+        run = IngestRun.objects.get(pk=run_id)
+        item = Article.objects.get_or_create(content_hash="f" * 40, defaults={
+            "source": run.source, "title": "Norvale Bank opens", "published_at": datetime(2026, 1, 2, tzinfo=UTC)})[0]
+        return reverse(name, args=[item.pk])
+    if arg == "prices":
+        from finance.models import PriceUpload
+
+        owner = IngestRun.objects.get(pk=run_id).user
+        return reverse(name, args=[PriceUpload.objects.create(user=owner, filename="p.csv").pk])
     return reverse(name)
 
 
