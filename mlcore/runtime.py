@@ -150,6 +150,8 @@ def _length_batches(texts: list[str], batch_size: int) -> Iterator[list[int]]:
 
 
 def _encode(loaded: Loaded, batch: list[str], max_length: int) -> dict:
+    # Never past the model's own positions: a longer input would index off the position embeddings.
+    max_length = min(max_length, getattr(loaded.model.config, "max_position_embeddings", None) or max_length)
     enc = loaded.tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     return {k: v.to(loaded.device) for k, v in enc.items()}
 

@@ -120,3 +120,10 @@ def test_classifiers_run_int8_on_cpu_unless_disabled(trained_sentiment, settings
         assert a["label"] == b["label"]
         for label in a["scores"]:
             assert a["scores"][label] == pytest.approx(b["scores"][label], abs=0.02)
+
+
+def test_texts_longer_than_the_model_are_cut_to_its_positions(tiny_encoder_spec):
+    # The tiny encoder has 128 positions; the runtime's default limit (256) must not index past them.
+    long_text = " ".join(["good news"] * 200)
+    vectors = api.embed([long_text, "good"])
+    assert len(vectors) == 2 and all(abs(sum(x * x for x in v) - 1.0) < 1e-4 for v in vectors)
