@@ -31,6 +31,7 @@ setup: install
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py mlcore_bootstrap
 	$(BIN)/python manage.py finance_setup --demo
+	$(BIN)/python manage.py education_setup --demo
 	$(BIN)/python manage.py entertainment_setup --demo
 
 run: setup

@@ -1,1 +1,59 @@
 """Admin for courses, assignments, essays and grades."""
+
+from django.contrib import admin
+
+from education.models import Assignment, Calibration, Course, Essay, EssayVersion, Grade, OverrideLog
+
+
+@admin.register(Course)
+class CourseAdmin(admin.ModelAdmin):
+    list_display = ["title", "teacher", "created"]
+    search_fields = ["title", "teacher__username"]
+    filter_horizontal = ["students"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["title", "course", "score_min", "score_max", "created"]
+    list_select_related = ["course"]
+    search_fields = ["title", "course__title"]
+
+
+class EssayVersionInline(admin.TabularInline):
+    model = EssayVersion
+    fields = ["number", "submitted", "grading_state", "grading_attempts"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Essay)
+class EssayAdmin(admin.ModelAdmin):
+    list_display = ["student", "assignment", "updated"]
+    list_select_related = ["student", "assignment"]
+    search_fields = ["student__username", "assignment__title"]
+    inlines = [EssayVersionInline]
+
+
+class OverrideLogInline(admin.TabularInline):
+    model = OverrideLog
+    fields = ["created", "teacher", "auto_score", "old_score", "new_score", "reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Grade)
+class GradeAdmin(admin.ModelAdmin):
+    list_display = ["version", "score", "teacher_score", "confidence", "needs_review", "scorer"]
+    list_filter = ["needs_review", "scorer"]
+    list_select_related = ["version__essay__student", "version__essay__assignment"]
+    readonly_fields = ["version", "model_version", "calibration", "duplicate_of", "overridden_by", "overridden_at"]
+    inlines = [OverrideLogInline]
+
+
+@admin.register(Calibration)
+class CalibrationAdmin(admin.ModelAdmin):
+    list_display = ["assignment", "state", "n_graded", "qwk", "scorer", "created", "finished"]
+    list_filter = ["state", "scorer"]
+    readonly_fields = ["training_job", "model_version", "requested_by"]

@@ -1,0 +1,247 @@
+"""Calibration: fit an assignment's scorer to the teacher's grades and measure agreement by cross-validation.
+
+The ridge scorer (embeddings + text features) is always fitted and cross-validated (k-fold QWK over the
+teacher-graded essays). With enough grades the encoder is also fine-tuned through mlcore on the `ml` queue;
+when that job finishes its version is activated for the assignment's scope, and it becomes the scorer only if
+its validation QWK beats the ridge's cross-validated QWK (with few essays it rarely does, and the page says so).
+"""
+
+import json
+import logging
+
+import numpy as np
+from celery import current_app
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from education.models import Assignment, Calibration, EssayVersion
+from education.services.grading import (
+    GradingError,
+    assignment_rescore,
+    clip_round,
+    feature_row,
+    ridge_fit,
+    ridge_predict,
+    versions_embed,
+)
+from mlcore import api as ml
+from mlcore import metrics
+from mlcore.data import DataError
+
+log = logging.getLogger(__name__)
+
+MIN_GRADED = 10  # fewer teacher-graded essays than this and the page says the scorer is not reliable yet
+MIN_QWK = 0.5
+MAX_FOLDS = 5
+FINETUNE_PARAMS = {"epochs": 4, "batch_size": 8, "learning_rate": 4e-5, "max_length": 384, "patience": 2, "seed": 7}
+FINETUNE_MIN_VALIDATION = 3  # a fine-tuned QWK measured on fewer validation essays is not trusted
+
+
+def graded_versions(assignment: Assignment) -> list[EssayVersion]:
+    """Essay versions of the assignment that carry a teacher grade, oldest first."""
+    return list(EssayVersion.objects.filter(essay__assignment=assignment, grade__teacher_score__isnull=False)
+                .select_related("grade").order_by("pk"))
+
+
+RIDGE_GRID = [(alpha, weight) for alpha in (1.0, 10.0) for weight in (0.05, 0.2, 0.5, 1.0)]
+
+
+def ridge_select(x: np.ndarray, y: np.ndarray, *, embed_dims: int) -> dict:
+    """Fit ridge with the (alpha, embedding weight) of RIDGE_GRID that predicts best in an inner 4-fold CV (RMSE)."""
+    n = len(y)
+    folds = max(2, min(4, n))
+    best, best_error = RIDGE_GRID[0], float("inf")
+    for alpha, weight in RIDGE_GRID:
+        error = 0.0
+        for fold in range(folds):
+            held = np.arange(n) % folds == fold
+            if held.all() or not held.any():
+                continue
+            model = ridge_fit(x[~held], y[~held], alpha=alpha, embed_dims=embed_dims, embed_weight=weight)
+            error += float(((ridge_predict(model, x[held]) - y[held]) ** 2).sum())
+        if error < best_error - 1e-9:
+            best, best_error = (alpha, weight), error
+    return ridge_fit(x, y, alpha=best[0], embed_dims=embed_dims, embed_weight=best[1])
+
+
+def cross_validate(x: np.ndarray, y: np.ndarray, *, lo: int, hi: int, folds: int, embed_dims: int = 0) -> dict:
+    """k-fold: select and fit ridge on k-1 folds, predict the held-out one; QWK and RMSE over all held-out rows.
+
+    The hyper-parameters are chosen inside each training fold, so the held-out figures are honest. Fold of row i is
+    i mod k (rows come in a stable order), so the same grades give the same figures.
+    """
+    n = len(y)
+    folds = max(2, min(folds, n))
+    predictions = np.zeros(n)
+    for fold in range(folds):
+        held = np.arange(n) % folds == fold
+        model = ridge_select(x[~held], y[~held], embed_dims=embed_dims)
+        predictions[held] = ridge_predict(model, x[held])
+    rounded = [clip_round(p, lo, hi) for p in predictions]
+    return {
+        "qwk": metrics.quadratic_weighted_kappa([int(v) for v in y], rounded, lo, hi),
+        "rmse": metrics.rmse([float(v) for v in y], [float(p) for p in predictions]),
+        "folds": folds, "predictions": rounded,
+    }
+
+
+def calibration_start(*, assignment: Assignment, user=None, finetune: bool = True) -> Calibration:
+    """Queue a calibration of the assignment's scorer on the ml workers (one at a time per assignment)."""
+    n = EssayVersion.objects.filter(essay__assignment=assignment, grade__teacher_score__isnull=False).count()
+    if n < 3:
+        raise GradingError(f"Grade at least 3 essays before calibrating ({n} graded so far).")
+    try:
+        with transaction.atomic():
+            calibration = Calibration.objects.create(assignment=assignment, requested_by=user, finetune=finetune)
+            transaction.on_commit(lambda: current_app.send_task(
+                "education.calibrate", args=[calibration.pk], queue="ml"))
+    except IntegrityError as exc:
+        raise GradingError("A calibration of this assignment is already running.") from exc
+    return calibration
+
+
+def calibration_run(*, calibration_id: int) -> str:
+    """Fit and cross-validate the ridge scorer; start the encoder fine-tune when asked and there are enough grades.
+
+    Runs once (claims the queued row). Returns the state it leaves the calibration in.
+    """
+    if not Calibration.objects.filter(pk=calibration_id, state=Calibration.State.QUEUED).update(
+        state=Calibration.State.RUNNING
+    ):
+        return "claimed elsewhere"
+    calibration = Calibration.objects.select_related("assignment").get(pk=calibration_id)
+    assignment = calibration.assignment
+    try:
+        versions = graded_versions(assignment)
+        versions_embed(versions)
+        x = np.asarray([feature_row(v) for v in versions])
+        y = np.asarray([float(v.grade.teacher_score) for v in versions])
+        lo, hi = assignment.score_min, assignment.score_max
+        embed_dims = len(versions[0].embedding)
+        cv = cross_validate(x, y, lo=lo, hi=hi, folds=MAX_FOLDS, embed_dims=embed_dims)
+        calibration.n_graded, calibration.folds = len(versions), cv["folds"]
+        calibration.qwk, calibration.rmse = round(cv["qwk"], 4), round(cv["rmse"], 4)
+        calibration.ridge = ridge_select(x, y, embed_dims=embed_dims)
+        calibration.scorer = Calibration.Scorer.RIDGE
+        if calibration.finetune and len(versions) >= MIN_GRADED:
+            try:
+                return _finetune_start(calibration, versions)
+            except (ml.RegistryError, DataError) as exc:
+                calibration.scorer_reason = (f"Ridge regression over embeddings and text features: the encoder "
+                                             f"fine-tune could not start ({exc}).")
+                _finish(calibration)
+                return Calibration.State.DONE
+        calibration.scorer_reason = (
+            "Ridge regression over embeddings and text features: "
+            + (f"fewer than {MIN_GRADED} graded essays, too few to fine-tune the encoder."
+               if len(versions) < MIN_GRADED else "no encoder fine-tune was asked for.")
+        )
+        _finish(calibration)
+    except Exception as exc:
+        log.exception("calibration %s failed", calibration_id)
+        Calibration.objects.filter(pk=calibration_id).update(
+            state=Calibration.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished=timezone.now())
+        return Calibration.State.FAILED
+    return Calibration.State.DONE
+
+
+def _finetune_start(calibration: Calibration, versions: list[EssayVersion]) -> str:
+    assignment = calibration.assignment
+    with transaction.atomic():
+        dataset = ml.dataset_create(
+            name=f"{assignment.title} — teacher grades ({len(versions)})", kind="regression",
+            data=_jsonl(versions), filename=f"assignment-{assignment.pk}-grades.jsonl",
+            user=calibration.requested_by, min_chars=1,
+        )
+        job = ml.start_finetune(ml.Task.ESSAY_SCORE, dataset, scope=assignment.scope,
+                                user=calibration.requested_by, **FINETUNE_PARAMS)
+        calibration.training_job, calibration.state = job, Calibration.State.TRAINING
+        calibration.scorer_reason = "Ridge regression while the encoder fine-tune runs."
+        calibration.save()
+        transaction.on_commit(lambda: current_app.send_task(
+            "education.calibration_finish", args=[calibration.pk], queue="ml", countdown=5))
+    return calibration.state
+
+
+def calibration_finish(*, calibration_id: int) -> str:
+    """After the fine-tune job ends: activate its version for the scope and pick the better scorer.
+
+    Returns "waiting" while the job is queued or running (the task retries later), else the final state.
+    """
+    calibration = Calibration.objects.select_related("assignment", "training_job__result_version").get(
+        pk=calibration_id)
+    if calibration.state != Calibration.State.TRAINING:
+        return calibration.state
+    job = calibration.training_job
+    if job is None:
+        calibration.scorer_reason = "The fine-tune job was deleted; ridge regression is used."
+    elif job.is_active:
+        return "waiting"
+    elif job.state != "succeeded" or job.result_version is None:
+        calibration.scorer_reason = (f"The encoder fine-tune {job.state} ({job.error or 'no detail'}); "
+                                     "ridge regression over embeddings is used.")
+    else:
+        version = ml.activate(job.result_version)
+        calibration.model_version = version
+        report = version.metrics or {}
+        qwk = report.get("qwk", report.get("val_qwk"))
+        n_val = report.get("n", report.get("val_n", 0)) or 0
+        calibration.finetuned_qwk = round(float(qwk), 4) if qwk is not None else None
+        ridge_qwk = calibration.qwk if calibration.qwk is not None else -1.0
+        if calibration.finetuned_qwk is not None and n_val >= FINETUNE_MIN_VALIDATION \
+                and calibration.finetuned_qwk > ridge_qwk:
+            calibration.scorer = Calibration.Scorer.FINETUNED
+            calibration.scorer_reason = (
+                f"The fine-tuned encoder agrees better with you (QWK {calibration.finetuned_qwk:.2f} on "
+                f"{n_val} held-out essays) than ridge regression (cross-validated QWK {ridge_qwk:.2f}).")
+        else:
+            shown = f"{calibration.finetuned_qwk:.2f}" if calibration.finetuned_qwk is not None else "not measured"
+            calibration.scorer_reason = (
+                f"Ridge regression over embeddings and text features: its cross-validated QWK ({ridge_qwk:.2f}) is "
+                f"not beaten by the fine-tuned encoder (QWK {shown} on {n_val} held-out essays"
+                + (", too few to trust" if n_val < FINETUNE_MIN_VALIDATION else "") + ").")
+    _finish(calibration)
+    return Calibration.State.DONE
+
+
+def _finish(calibration: Calibration) -> None:
+    calibration.state, calibration.finished = Calibration.State.DONE, timezone.now()
+    calibration.save()
+    assignment_rescore(assignment=calibration.assignment)
+
+
+def _jsonl(versions: list[EssayVersion]) -> bytes:
+    return "".join(json.dumps({"text": v.text, "target": v.grade.teacher_score}) + "\n" for v in versions).encode()
+
+
+def grading_suggestions(*, assignment: Assignment, limit: int = 5) -> list[EssayVersion]:
+    """Ungraded latest versions most worth grading next: farthest (in embedding space) from every graded one.
+
+    Greedy max-min: each pick is the essay whose nearest graded-or-picked essay is least similar, so the picks
+    also differ from each other. Versions without an embedding yet come last.
+    """
+    latest = list(
+        EssayVersion.objects.filter(essay__assignment=assignment, grade__isnull=False,
+                                    grade__teacher_score__isnull=True)
+        .select_related("essay__student", "grade").order_by("essay_id", "-number")
+    )
+    seen, candidates = set(), []
+    for v in latest:
+        if v.essay_id not in seen:
+            seen.add(v.essay_id)
+            candidates.append(v)
+    anchors = [np.asarray(v.embedding) for v in EssayVersion.objects.filter(
+        essay__assignment=assignment, grade__teacher_score__isnull=False, embedding__isnull=False).only("embedding")]
+    embedded = [v for v in candidates if v.embedding is not None]
+    picks = []
+    while embedded and len(picks) < limit:
+        def nearest(v):
+            vector = np.asarray(v.embedding)
+            return max((float(vector @ a) for a in anchors), default=-1.0)
+
+        best = min(embedded, key=lambda v: (nearest(v), v.pk))
+        picks.append(best)
+        anchors.append(np.asarray(best.embedding))
+        embedded.remove(best)
+    picks.extend(v for v in candidates if v.embedding is None and len(picks) < limit)
+    return picks[:limit]

@@ -1,0 +1,373 @@
+"""Essay submission, automatic scoring and the teacher's grade/override.
+
+Scoring: the assignment's latest finished Calibration decides the scorer (ridge over embeddings and text
+features, or the fine-tuned encoder activated for the assignment's scope); before any calibration a baseline
+from text features gives a low-confidence score that is always marked for review.
+"""
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from celery import current_app
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from education.models import Assignment, Calibration, Essay, EssayVersion, Grade, OverrideLog
+from education.services import feedback as fb
+from mlcore import api as ml
+from mlcore.data import near_duplicate_clusters, normalize_text
+
+log = logging.getLogger(__name__)
+
+MAX_WORDS = 20_000
+MIN_WORDS = 1
+EMBED_CHUNK_WORDS = 150  # MiniLM reads 256 tokens; longer essays are embedded in chunks and averaged
+OFF_PROMPT_COSINE = 0.15  # below this cosine to the prompt an essay is treated as off-prompt
+NEAR_DUPLICATE_JACCARD = 0.8
+LOW_CONFIDENCE = 0.5
+BASELINE_CONFIDENCE = 0.2
+MAX_GRADING_ATTEMPTS = 3
+
+
+class GradingError(ValueError):
+    """A submission or grade that cannot be accepted; the message says why."""
+
+
+# --- text features and embeddings ---------------------------------------------------------------
+
+
+def text_features(text: str, items: list[dict] | None = None) -> list[float]:
+    """Length and lexical features the scorer uses beside the embedding (scaled to similar ranges)."""
+    stats = fb.statistics(text)
+    words = max(stats["words"], 1)
+    if items is None:
+        items = fb.essay_feedback(text).items
+    errors = sum(1 for i in items if i["kind"] in {"spelling", "grammar", "capitalization"})
+    return [
+        math.log1p(words),
+        min(stats["words_per_sentence"], 60) / 20,
+        stats["type_token_ratio"],
+        stats["avg_word_length"] / 5,
+        stats["rare_word_share"],
+        min(errors * 100 / words, 20) / 5,
+        min(stats["paragraphs"], 8) / 4,
+    ]
+
+
+def embed_texts(texts: list[str]) -> list[list[float]]:
+    """One unit-length embedding per text; long texts are the normalised mean of their chunks' embeddings."""
+    chunks, owners = [], []
+    for index, text in enumerate(texts):
+        words = text.split()
+        pieces = [" ".join(words[i : i + EMBED_CHUNK_WORDS]) for i in range(0, len(words), EMBED_CHUNK_WORDS)]
+        for piece in pieces or [text]:
+            chunks.append(piece)
+            owners.append(index)
+    vectors = np.asarray(ml.embed(chunks), dtype=float)
+    out = []
+    for index in range(len(texts)):
+        mean = vectors[[i for i, o in enumerate(owners) if o == index]].mean(axis=0)
+        norm = np.linalg.norm(mean)
+        out.append((mean / norm if norm else mean).round(6).tolist())
+    return out
+
+
+def versions_embed(versions: list[EssayVersion]) -> None:
+    """Fill in the embedding of each version that has none (one batched call)."""
+    missing = [v for v in versions if v.embedding is None]
+    if not missing:
+        return
+    for version, vector in zip(missing, embed_texts([v.text for v in missing]), strict=True):
+        version.embedding = vector
+        EssayVersion.objects.filter(pk=version.pk).update(embedding=vector)
+
+
+# --- ridge regression -----------------------------------------------------------------------------
+
+
+def ridge_fit(x: np.ndarray, y: np.ndarray, *, alpha: float = 1.0, embed_dims: int = 0,
+              embed_weight: float = 1.0) -> dict:
+    """Closed-form ridge on standardised features; returns plain lists so it can be stored as JSON.
+
+    The first `embed_dims` columns (the embedding) are scaled by `embed_weight` after standardisation, which
+    penalises them more: with a handful of graded essays, 384 embedding dimensions would otherwise drown the
+    few length and error features that carry most of the signal.
+    """
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    weights = np.ones(x.shape[1])
+    weights[:embed_dims] = embed_weight
+    z = (x - mean) / scale * weights
+    y_mean = float(y.mean())
+    target = y - y_mean
+    if z.shape[0] < z.shape[1]:  # fewer essays than features: the dual form solves an n × n system
+        coef = z.T @ np.linalg.solve(z @ z.T + alpha * np.eye(z.shape[0]), target)
+    else:
+        coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ target)
+    return {"coef": (coef * weights / scale).round(10).tolist(), "intercept": y_mean, "mean": mean.round(8).tolist(),
+            "alpha": alpha, "embed_dims": embed_dims, "embed_weight": embed_weight}
+
+
+def ridge_predict(model: dict, x: np.ndarray) -> np.ndarray:
+    return (x - np.asarray(model["mean"])) @ np.asarray(model["coef"]) + model["intercept"]
+
+
+def clip_round(value: float, lo: int, hi: int) -> int:
+    if math.isnan(value):
+        return lo
+    return int(min(max(round(value), lo), hi))
+
+
+def feature_row(version: EssayVersion, items: list[dict] | None = None) -> list[float]:
+    return [*version.embedding, *text_features(version.text, items)]
+
+
+# --- scoring --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScoringContext:
+    """What scoring one or many essays of an assignment shares: the calibration and the prompt embedding."""
+
+    assignment: Assignment
+    calibration: Calibration | None
+    prompt_embedding: list[float]
+    graded_embeddings: list[list[float]]
+
+
+def scoring_context(assignment: Assignment) -> ScoringContext:
+    calibration = (
+        Calibration.objects.filter(assignment=assignment, state=Calibration.State.DONE)
+        .select_related("model_version").order_by("-finished", "-pk").first()
+    )
+    prompt_embedding = embed_texts([assignment.prompt])[0]
+    graded = [v.embedding for v in EssayVersion.objects.filter(
+        essay__assignment=assignment, grade__teacher_score__isnull=False, embedding__isnull=False).only("embedding")]
+    return ScoringContext(assignment, calibration, prompt_embedding, graded)
+
+
+def baseline_score(features: list[float], lo: int, hi: int) -> float:
+    """Before calibration: longer, more varied, cleaner text scores higher (a rough prior, always reviewed)."""
+    log_words, _, ttr, _, _, errors, paragraphs = features
+    length = min(max((log_words - math.log1p(60)) / (math.log1p(600) - math.log1p(60)), 0), 1)
+    quality = 0.55 * length + 0.15 * min(ttr / 0.6, 1) + 0.15 * min(paragraphs, 1) + 0.15 * (1 - min(errors / 2, 1))
+    return lo + quality * (hi - lo)
+
+
+def trait_scores(holistic: int, items: list[dict], words: int, assignment: Assignment) -> dict:
+    """Each trait starts from the holistic score and loses points for its feedback density.
+
+    Heuristic: a trait's density is the number of its feedback items (kinds mapped to the trait by name keywords,
+    see feedback.KIND_KEYWORDS) per 100 words. Under 1.5 per 100 words costs nothing; 1.5 to 4.5 costs one point;
+    4.5 or more costs two. A trait with no feedback at all in an essay of 150+ words gains a point. Always clipped
+    to the rubric's range. Traits no feedback kind maps to (e.g. "Ideas") take the holistic score.
+    """
+    traits = assignment.traits or [c.get("name", "") for c in assignment.rubric if c.get("name")]
+    density = fb.feedback_density(items, words)
+    out = {}
+    for trait in traits:
+        kinds = [k for k in fb.KIND_KEYWORDS if fb.trait_for_kind(k, [trait]) == trait]
+        if not kinds:
+            out[trait] = holistic
+            continue
+        d = sum(density.get(k, 0.0) for k in kinds)
+        adjust = -2 if d >= 4.5 else -1 if d >= 1.5 else (1 if d == 0 and words >= 150 else 0)
+        out[trait] = clip_round(holistic + adjust, assignment.score_min, assignment.score_max)
+    return out
+
+
+def confidence_for(calibration: Calibration | None, nearest_graded: float | None, lo: int, hi: int) -> float:
+    """How far to trust an automatic score: from the calibration's cross-validated agreement and error.
+
+    `0.5 * max(QWK, 0) + 0.5 * (1 - RMSE / range)`, scaled by how many essays it learned from (full at
+    MIN_GRADED), and by 0.8 when the essay is unlike every graded one (nearest cosine under 0.5).
+    """
+    from education.services.calibration import MIN_GRADED
+
+    if calibration is None or calibration.qwk is None:
+        return BASELINE_CONFIDENCE
+    agreement = max(calibration.qwk, 0.0)
+    precision = 1 - min((calibration.rmse or 0.0) / max(hi - lo, 1), 1.0)
+    value = (0.5 * agreement + 0.5 * precision) * min(1.0, calibration.n_graded / MIN_GRADED)
+    if nearest_graded is not None and nearest_graded < 0.5:
+        value *= 0.8
+    return round(min(max(value, 0.0), 1.0), 3)
+
+
+def _near_duplicate_of(version: EssayVersion) -> EssayVersion | None:
+    others = list(
+        EssayVersion.objects.filter(essay__assignment_id=version.essay.assignment_id)
+        .exclude(essay__student_id=version.essay.student_id).select_related("essay__student").order_by("pk")
+    )
+    if not others:
+        return None
+    leaders = near_duplicate_clusters([*(o.text for o in others), version.text], threshold=NEAR_DUPLICATE_JACCARD)
+    leader = leaders[-1]
+    return others[leader] if leader != len(others) else None
+
+
+def grade_values(version: EssayVersion, context: ScoringContext) -> dict:
+    """Every automatic field of a Grade for `version` (its embedding must be filled in)."""
+    assignment = context.assignment
+    lo, hi = assignment.score_min, assignment.score_max
+    result = fb.essay_feedback(version.text, prompt=assignment.prompt, rubric=assignment.rubric)
+    features = text_features(version.text, result.items)
+    calibration, model_version = context.calibration, None
+    if calibration is None:
+        raw, scorer = baseline_score(features, lo, hi), "baseline"
+    elif calibration.scorer == Calibration.Scorer.FINETUNED and calibration.model_version_id:
+        raw, scorer = ml.score(ml.Task.ESSAY_SCORE, [version.text], scope=assignment.scope)[0], "finetuned"
+        model_version = calibration.model_version
+    else:
+        raw = float(ridge_predict(calibration.ridge, np.asarray([[*version.embedding, *features]]))[0])
+        scorer = "ridge"
+    score = clip_round(raw, lo, hi)
+    vector = np.asarray(version.embedding)
+    prompt_similarity = float(vector @ np.asarray(context.prompt_embedding))
+    nearest = max((float(vector @ np.asarray(g)) for g in context.graded_embeddings), default=None)
+    confidence = confidence_for(calibration, nearest, lo, hi)
+    duplicate = _near_duplicate_of(version)
+    reasons = []
+    if calibration is None:
+        reasons.append("The scorer is not calibrated yet: grade some essays and calibrate.")
+    elif confidence < LOW_CONFIDENCE:
+        reasons.append(f"Low confidence ({confidence:.2f}).")
+    if prompt_similarity < OFF_PROMPT_COSINE:
+        reasons.append(f"Possibly off-prompt (similarity to the prompt {prompt_similarity:.2f}).")
+    if duplicate is not None:
+        reasons.append(f"Nearly identical to another submission ({duplicate.essay.student.username}'s).")
+    return {
+        "score": score, "raw_score": round(raw, 4),
+        "trait_scores": trait_scores(score, result.items, result.statistics["words"], assignment),
+        "feedback": result.items, "statistics": result.statistics, "calibration": calibration,
+        "model_version": model_version, "scorer": scorer, "confidence": confidence, "needs_review": bool(reasons),
+        "review_reasons": reasons, "prompt_similarity": round(prompt_similarity, 4), "duplicate_of": duplicate,
+    }
+
+
+def version_grade(*, version_id: int, context: ScoringContext | None = None) -> Grade | None:
+    """Score one essay version, once: claims the version, writes its Grade. None if claimed elsewhere."""
+    # A running version may be claimed again while attempts remain: its worker was lost and the broker redelivered
+    # the task (acks_late). Two runs write the same values to the one Grade the version may have.
+    claimable = Q(grading_state=EssayVersion.GradingState.PENDING) | Q(
+        grading_state=EssayVersion.GradingState.RUNNING, grading_attempts__lt=MAX_GRADING_ATTEMPTS)
+    claimed = EssayVersion.objects.filter(claimable, pk=version_id).update(
+        grading_state=EssayVersion.GradingState.RUNNING, grading_attempts=F("grading_attempts") + 1)
+    if not claimed:
+        return Grade.objects.filter(version_id=version_id).first()
+    version = EssayVersion.objects.select_related("essay__assignment", "essay__student").get(pk=version_id)
+    try:
+        versions_embed([version])
+        context = context or scoring_context(version.essay.assignment)
+        values = grade_values(version, context)
+        with transaction.atomic():
+            grade, _ = Grade.objects.update_or_create(version=version, defaults=values)
+            EssayVersion.objects.filter(pk=version.pk).update(
+                grading_state=EssayVersion.GradingState.DONE, grading_error="")
+    except Exception as exc:
+        log.exception("grading essay version %s failed", version_id)
+        EssayVersion.objects.filter(pk=version_id).update(
+            grading_state=EssayVersion.GradingState.FAILED, grading_error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    return grade
+
+
+def assignment_rescore(*, assignment: Assignment) -> int:
+    """Re-score every graded version of an assignment with its current calibration (feedback and overrides kept)."""
+    grades = list(Grade.objects.filter(version__essay__assignment=assignment)
+                  .select_related("version__essay__student"))
+    versions = [g.version for g in grades]
+    versions_embed(versions)
+    context = scoring_context(assignment)
+    for grade in grades:
+        values = grade_values(grade.version, context)
+        for name, value in values.items():
+            setattr(grade, name, value)
+    fields = ["score", "raw_score", "trait_scores", "feedback", "statistics", "calibration", "model_version", "scorer",
+              "confidence", "needs_review", "review_reasons", "prompt_similarity", "duplicate_of", "updated"]
+    with transaction.atomic():
+        for grade in grades:
+            grade.updated = timezone.now()
+        Grade.objects.bulk_update(grades, fields, batch_size=200)
+    return len(grades)
+
+
+# --- submission -----------------------------------------------------------------------------------
+
+
+def essay_text_clean(text: str) -> str:
+    """The text as stored: normalised; refuses empty and over-long essays with a readable message."""
+    if "\x00" in text:
+        raise GradingError("The essay contains binary data; paste or upload plain text.")
+    cleaned = normalize_text(text)
+    words = len(cleaned.split())
+    if words < MIN_WORDS:
+        raise GradingError("The essay is empty: write or upload some text.")
+    if words > MAX_WORDS:
+        raise GradingError(f"The essay has {words:,} words; the limit is {MAX_WORDS:,}.")
+    return cleaned
+
+
+def upload_decode(data: bytes) -> str:
+    """Decode an uploaded .txt essay: UTF-8 (with or without BOM) or UTF-16 with a BOM, nothing else."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise GradingError("The file says it is UTF-16 but cannot be read as UTF-16.") from exc
+    if b"\x00" in data:
+        raise GradingError("The file is not a text file (it contains binary data). Upload a .txt file.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GradingError(
+            "The file is not UTF-8 text. Save it as UTF-8 (\"Plain text, UTF-8\") and upload it again."
+        ) from exc
+
+
+def essay_submit(*, assignment: Assignment, student, text: str) -> EssayVersion:
+    """Store a new version of the student's essay and queue its scoring on the ml workers."""
+    cleaned = essay_text_clean(text)
+    if not assignment.course.students.filter(pk=student.pk).exists():
+        raise GradingError("You are not enrolled in this course.")
+    with transaction.atomic():
+        essay, created = Essay.objects.select_for_update().get_or_create(
+            assignment=assignment, student=student, defaults={"text": cleaned})
+        last = essay.versions.order_by("-number").first()
+        if last is not None and last.text == cleaned:
+            raise GradingError("This is the same text as your last submission; change something to resubmit.")
+        if not created:
+            essay.text = cleaned
+            essay.save(update_fields=["text", "updated"])
+        version = EssayVersion.objects.create(essay=essay, number=(last.number + 1) if last else 1, text=cleaned)
+        transaction.on_commit(lambda: version_grade_enqueue(version_id=version.pk))
+    return version
+
+
+def version_grade_enqueue(*, version_id: int) -> None:
+    current_app.send_task("education.grade_version", args=[version_id], queue="ml")
+
+
+# --- teacher grade and override -------------------------------------------------------------------
+
+
+def grade_override(*, grade: Grade, teacher, score: int, reason: str) -> Grade:
+    """Record the teacher's grade for an essay version (used for calibration), with an audit row."""
+    reason = (reason or "").strip()
+    assignment = grade.version.essay.assignment
+    if not assignment.score_min <= score <= assignment.score_max:
+        raise GradingError(f"The score must be between {assignment.score_min} and {assignment.score_max}.")
+    if not reason:
+        raise GradingError("Say why: the reason is kept with the grade and shown in its history.")
+    with transaction.atomic():
+        locked = Grade.objects.select_for_update().get(pk=grade.pk)
+        OverrideLog.objects.create(grade=locked, teacher=teacher, auto_score=locked.score,
+                                   old_score=locked.teacher_score, new_score=score, reason=reason)
+        locked.teacher_score, locked.teacher_reason = score, reason
+        locked.overridden_by, locked.overridden_at = teacher, timezone.now()
+        locked.save(update_fields=["teacher_score", "teacher_reason", "overridden_by", "overridden_at", "updated"])
+    return locked

@@ -1,0 +1,181 @@
+"""Retrieval over a course's passages: BM25 and dense cosine, min-max fused, then reranked by term proximity."""
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from education.models import Course, CourseMaterial, MaterialChunk
+from mlcore import api as ml
+
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between both but by
+can could did do does doing done down during each few for from further had has have having he her here hers herself him
+himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other
+our ours ourselves out over own same she should so some such than that the their theirs them themselves then there
+these they this those through to too under until up very was we were what when where which while who whom why will
+with would you your yours yourself yourselves also may might must shall us let lets get gets got one ones thing things
+tell explain describe mean means meant please kind sort way ways use used using make makes according say says said
+""".split())
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+HYBRID_DENSE_WEIGHT = 0.5
+RERANK_POOL = 20
+RERANK_WEIGHTS = (0.6, 0.25, 0.15)  # fused score, question-term coverage, question bigrams found in order
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper: plurals, -ing, -ed, a final e (cites, cited, citing, cite -> cit)."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        if len(word) >= len(suffix) + 3 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "lsz":
+                word = word[:-1]  # planning -> plann -> plan
+            break
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased, stopwords dropped, stemmed terms of `text`, in order."""
+    return [stem(t) for t in _TOKEN.findall(text.lower().replace("’", "'")) if t not in STOPWORDS]
+
+
+class BM25:
+    """Okapi BM25 over tokenized documents (k1, b as in Robertson & Zaragoza)."""
+
+    def __init__(self, documents: list[list[str]], *, k1: float = 1.5, b: float = 0.75):
+        self.k1, self.b = k1, b
+        self.counts = [Counter(doc) for doc in documents]
+        self.lengths = [len(doc) for doc in documents]
+        self.average_length = (sum(self.lengths) / len(documents)) if documents else 0.0
+        df = Counter(term for counts in self.counts for term in counts)
+        n = len(documents)
+        self.idf = {term: math.log(1 + (n - f + 0.5) / (f + 0.5)) for term, f in df.items()}
+
+    def scores(self, query: list[str]) -> list[float]:
+        terms = [t for t in dict.fromkeys(query) if t in self.idf]
+        out = []
+        for counts, length in zip(self.counts, self.lengths, strict=True):
+            norm = self.k1 * (1 - self.b + self.b * length / self.average_length) if self.average_length else self.k1
+            total = 0.0
+            for term in terms:
+                tf = counts.get(term, 0)
+                if tf:
+                    total += self.idf[term] * tf * (self.k1 + 1) / (tf + norm)
+            out.append(total)
+        return out
+
+
+def min_max(values: list[float]) -> list[float]:
+    """Scale to [0, 1]; all-equal values become 0 (they tell nothing apart)."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    if high - low < 1e-12:
+        return [0.0] * len(values)
+    return [(v - low) / (high - low) for v in values]
+
+
+def coverage(question_terms: list[str], passage_terms: list[str]) -> float:
+    """Share of the question's distinct terms that the passage contains."""
+    wanted = set(question_terms)
+    return len(wanted & set(passage_terms)) / len(wanted) if wanted else 0.0
+
+
+def bigram_proximity(question_terms: list[str], passage_terms: list[str], *, window: int = 3) -> float:
+    """Share of the question's consecutive term pairs that appear, in order, within `window` terms in the passage."""
+    pairs = list(zip(question_terms, question_terms[1:], strict=False))
+    if not pairs:
+        return 0.0
+    positions: dict[str, list[int]] = {}
+    for i, term in enumerate(passage_terms):
+        positions.setdefault(term, []).append(i)
+    found = 0
+    for first, second in pairs:
+        seconds = positions.get(second, [])
+        if any(0 < j - i <= window for i in positions.get(first, []) for j in seconds):
+            found += 1
+    return found / len(pairs)
+
+
+@dataclass
+class Passage:
+    chunk: MaterialChunk
+    score: float
+    bm25: float = 0.0
+    dense: float | None = None
+    coverage: float = 0.0
+    terms: list[str] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class Retrieval:
+    question_terms: list[str]
+    passages: list[Passage]  # best first
+    idf: dict[str, float]
+
+    @property
+    def top(self) -> Passage | None:
+        return self.passages[0] if self.passages else None
+
+
+def course_chunks(*, course: Course):
+    """Every passage of the course's usable material (not failed), with its material."""
+    return (MaterialChunk.objects.filter(material__course=course)
+            .exclude(material__state=CourseMaterial.State.FAILED)
+            .select_related("material").order_by("material_id", "position"))
+
+
+def rank(question: str, chunks: list[MaterialChunk], *, question_vector: list[float] | None = None,
+         k: int = 5) -> Retrieval:
+    """Rank passages for a question: BM25 + cosine (where embeddings exist), min-max fused, then reranked."""
+    question_terms = tokenize(question)
+    passage_terms = [tokenize(f"{c.heading} {c.text}") for c in chunks]
+    bm25 = BM25(passage_terms)
+    lexical = bm25.scores(question_terms)
+    dense: list[float | None] = [None] * len(chunks)
+    if question_vector is not None:
+        with_vectors = [i for i, c in enumerate(chunks) if c.embedding]
+        if with_vectors:
+            matrix = np.stack([np.frombuffer(bytes(chunks[i].embedding), dtype=np.float32) for i in with_vectors])
+            query = np.asarray(question_vector, dtype=np.float32)
+            if matrix.shape[1] == query.shape[0]:
+                cosines = matrix @ query / (np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0) + 1e-12)
+                for i, value in zip(with_vectors, cosines.tolist(), strict=True):
+                    dense[i] = value
+    fused = min_max(lexical)
+    known = [i for i, value in enumerate(dense) if value is not None]
+    if known:
+        dense_norm = dict(zip(known, min_max([dense[i] for i in known]), strict=True))
+        fused = [(1 - HYBRID_DENSE_WEIGHT) * f + HYBRID_DENSE_WEIGHT * dense_norm.get(i, 0.0)
+                 for i, f in enumerate(fused)]
+    pool = sorted(range(len(chunks)), key=lambda i: (-fused[i], i))[:RERANK_POOL]
+    w_fused, w_cover, w_bigram = RERANK_WEIGHTS
+    passages = []
+    for i in pool:
+        cover = coverage(question_terms, passage_terms[i])
+        score = (w_fused * fused[i] + w_cover * cover
+                 + w_bigram * bigram_proximity(question_terms, passage_terms[i]))
+        passages.append(Passage(chunk=chunks[i], score=score, bm25=lexical[i], dense=dense[i], coverage=cover,
+                                terms=passage_terms[i]))
+    passages.sort(key=lambda p: (-p.score, p.chunk.material_id, p.chunk.position))
+    return Retrieval(question_terms=question_terms, passages=passages[:k], idf=bm25.idf)
+
+
+def passages_search(*, course: Course, question: str, k: int = 5) -> Retrieval:
+    """The course's passages best matching `question` (only this course's material is searched)."""
+    chunks = list(course_chunks(course=course))
+    vector = None
+    if chunks and any(c.embedding for c in chunks):
+        try:
+            vector = ml.embed([question])[0]
+        except Exception:  # noqa: BLE001  (no encoder here: rank by words alone)
+            vector = None
+    return rank(question, chunks, question_vector=vector, k=k)

@@ -1,0 +1,108 @@
+"""Calibration: cross-validated agreement with the teacher, the scorer it picks, what to grade next."""
+
+import numpy as np
+import pytest
+
+from education.models import Calibration, Grade
+from education.selectors.grading import calibration_panel
+from education.services import calibration, grading
+from mlcore.models import ModelVersion, Task, TrainingJob
+
+SENTENCES = [
+    "Phones distract students during lessons because messages arrive all the time.",
+    "However, families want to reach their children when plans change suddenly.",
+    "A locker rule keeps devices away from desks while still allowing calls at lunch.",
+    "Teachers also lose minutes every lesson asking pupils to put their screens away.",
+    "In addition, research on attention suggests that even a silent phone draws the eye.",
+    "Therefore, a clear rule agreed with parents would protect learning time.",
+]
+ERRORS = "i think phones is bad becuase alot of peple use them in class and the the teacher dont like it"
+
+
+def essay_of_quality(level: int, variant: int) -> str:
+    """Longer, cleaner essays for higher levels; low levels are short and full of errors."""
+    body = " ".join(SENTENCES[(variant + i) % len(SENTENCES)] for i in range(level))
+    if level <= 2:
+        body = ERRORS + f" {variant}. " + body
+    return body if level < 4 else body.replace(". However", ".\n\nHowever")
+
+
+def graded_set(assignment, make_essay, teacher, n: int):
+    versions = []
+    for i in range(n):
+        level = 1 + i % 6
+        version = make_essay(assignment, essay_of_quality(level, i))
+        grade = grading.version_grade(version_id=version.pk)
+        grading.grade_override(grade=grade, teacher=teacher, score=level, reason="calibration grade")
+        versions.append(version)
+    return versions
+
+
+def test_calibration_needs_three_grades(assignment):
+    with pytest.raises(grading.GradingError, match="at least 3"):
+        calibration.calibration_start(assignment=assignment)
+
+
+def test_calibration_fits_ridge_and_rescores(assignment, make_essay, teacher, embedder,
+                                             django_capture_on_commit_callbacks):
+    graded_set(assignment, make_essay, teacher, 8)
+    ungraded = make_essay(assignment, essay_of_quality(5, 40))
+    grading.version_grade(version_id=ungraded.pk)
+    with django_capture_on_commit_callbacks() as callbacks:
+        cal = calibration.calibration_start(assignment=assignment, user=teacher, finetune=True)
+    assert len(callbacks) == 1 and cal.state == "queued"
+    with pytest.raises(grading.GradingError, match="already running"):
+        calibration.calibration_start(assignment=assignment, user=teacher)
+
+    assert calibration.calibration_run(calibration_id=cal.pk) == "done"
+    assert calibration.calibration_run(calibration_id=cal.pk) == "claimed elsewhere"
+    cal.refresh_from_db()
+    assert cal.n_graded == 8 and cal.folds == 5 and cal.scorer == "ridge"
+    assert -1 <= cal.qwk <= 1 and cal.rmse >= 0 and len(cal.ridge["coef"]) == 32 + 7
+    assert "fewer than 10 graded essays" in cal.scorer_reason  # fine-tune asked, but too few grades
+    assert not TrainingJob.objects.exists()
+    grade = Grade.objects.get(version=ungraded)
+    assert grade.scorer == "ridge" and grade.calibration == cal and 1 <= grade.score <= 6
+    ungraded.refresh_from_db()
+    nearest = max(float(np.dot(ungraded.embedding, v.embedding)) for v in calibration.graded_versions(assignment))
+    assert grade.confidence == grading.confidence_for(cal, nearest, 1, 6)
+    assert not any("not calibrated" in r for r in grade.review_reasons)
+
+    panel = calibration_panel(assignment=assignment)
+    assert panel["current"] == cal and not panel["reliable"] and "below the minimum of 10" in panel["status"]
+    assert [v.pk for v in panel["suggestions"]] == [ungraded.pk]
+
+
+def test_fine_tune_is_activated_for_the_assignment_scope(assignment, make_essay, teacher, embedder, monkeypatch):
+    from mlcore import services as ml_services
+
+    monkeypatch.setattr(calibration, "FINETUNE_PARAMS", {"epochs": 1, "batch_size": 8, "max_length": 64})
+    graded_set(assignment, make_essay, teacher, 12)
+    cal = calibration.calibration_start(assignment=assignment, user=teacher, finetune=True)
+    assert calibration.calibration_run(calibration_id=cal.pk) == "training"
+    cal.refresh_from_db()
+    job = cal.training_job
+    assert job.task == Task.ESSAY_SCORE and job.scope == f"assignment:{assignment.pk}"
+    assert job.dataset.kind == "regression" and job.dataset.rows_read == 12  # near-copies are dropped by mlcore
+    assert calibration.calibration_finish(calibration_id=cal.pk) == "waiting"
+
+    assert ml_services.finetune_run(job_id=job.pk, worker="inline") == "succeeded"
+    assert calibration.calibration_finish(calibration_id=cal.pk) == "done"
+    cal.refresh_from_db()
+    active = ModelVersion.objects.get(task=Task.ESSAY_SCORE, scope=assignment.scope, state="active")
+    assert cal.model_version == active and cal.state == "done"
+    # the scorer is whichever agreed better with the teacher, and the page says why
+    assert cal.scorer in {"ridge", "finetuned"} and "QWK" in cal.scorer_reason
+    scorers = set(Grade.objects.filter(version__essay__assignment=assignment).values_list("scorer", flat=True))
+    assert scorers == {cal.scorer}
+
+
+def test_suggestions_prefer_essays_unlike_the_graded_ones(assignment, make_essay, teacher, embedder):
+    graded_set(assignment, make_essay, teacher, 3)
+    near = make_essay(assignment, essay_of_quality(1, 0) + " Again.")
+    far = make_essay(assignment, "Volcanoes erupt when magma pressure rises beneath the crust of the earth.")
+    for v in (near, far):
+        grading.version_grade(version_id=v.pk)
+    picks = calibration.grading_suggestions(assignment=assignment, limit=2)
+    assert [p.pk for p in picks][0] == far.pk and {p.pk for p in picks} == {near.pk, far.pk}
+    assert Calibration.objects.count() == 0

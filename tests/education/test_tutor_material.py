@@ -1,0 +1,143 @@
+"""Course material: reading uploads, cutting them into passages, embedding them."""
+
+import numpy as np
+import pytest
+
+from education.models import CourseMaterial, MaterialChunk
+from education.services import material as svc
+from tests.education.conftest import TUTOR_CORPUS, tutor_pdf
+
+pytestmark = pytest.mark.django_db
+
+
+def _paragraphs(n_paragraphs: int, sentences: int = 12) -> str:
+    return "\n\n".join(" ".join(f"Paragraph {p} sentence {s} has a few more words in it." for s in range(sentences))
+                       for p in range(n_paragraphs))
+
+
+def test_every_chunk_is_the_document_text_between_its_positions():
+    text = _paragraphs(8)
+    spans = svc.chunk_spans(text)
+    assert len(spans) >= 4
+    for span in spans:
+        piece = text[span.char_start:span.char_end]
+        assert piece == piece.strip() and piece
+        assert 100 <= len(piece.split()) <= svc.CHUNK_MAX_WORDS
+    # Consecutive passages overlap by a sentence and together cover the whole document.
+    assert spans[0].char_start == 0 and spans[-1].char_end == len(text)
+    for before, after in zip(spans, spans[1:], strict=False):
+        assert after.char_start < before.char_end
+        overlap = text[after.char_start:before.char_end]
+        assert overlap.startswith("Paragraph") and overlap.endswith(".") and len(overlap.split()) <= 40
+
+
+def test_markdown_headings_start_passages_and_give_their_path():
+    text = TUTOR_CORPUS["Thesis statements"]
+    spans = svc.chunk_spans(text, kind="markdown")
+    assert [s.heading for s in spans] == ["Thesis statements", "Thesis statements › Revising the thesis"]
+    assert text[spans[1].char_start:spans[1].char_end] == (
+        "## Revising the thesis\n\nRevise the working thesis when the evidence points somewhere else.")
+
+
+def test_a_very_long_paragraph_is_cut_at_sentence_ends():
+    text = " ".join(f"Sentence number {i} goes on for a while here." for i in range(100))  # 800 words, one line
+    spans = svc.chunk_spans(text)
+    assert len(spans) >= 4
+    for span in spans:
+        assert len(text[span.char_start:span.char_end].split()) <= svc.CHUNK_MAX_WORDS
+        assert text[span.char_end - 1] == "." and text[span.char_start] == "S"
+
+
+def test_upload_markdown_creates_the_material_and_its_passages(course, teacher):
+    data = TUTOR_CORPUS["Transitions"].encode()
+    material = svc.material_upload(course=course, user=teacher, title="", filename="transitions.md", data=data)
+    assert (material.title, material.kind, material.state, material.size_bytes) == (
+        "transitions", "markdown", "pending", len(data))
+    chunks = list(material.chunks.all())
+    assert material.chunk_count == len(chunks) == 1
+    assert chunks[0].text == material.text[chunks[0].char_start:chunks[0].char_end]
+    assert chunks[0].embedding is None
+
+
+def test_upload_cp1252_text_is_decoded(course, teacher):
+    data = "Café au lait – a “quoted” phrase.".encode("cp1252")
+    material = svc.material_upload(course=course, user=teacher, title="Notes", filename="notes.txt", data=data)
+    assert material.text == "Café au lait – a “quoted” phrase." and material.kind == "text"
+
+
+def test_pdf_keeps_page_numbers(course, teacher):
+    data = tutor_pdf(["A thesis states the claim of the essay.", "Transitions link one idea to the next."])
+    material = svc.material_upload(course=course, user=teacher, title="Guide", filename="guide.pdf", data=data)
+    assert material.kind == "pdf" and len(material.page_starts) == 2
+    assert "thesis states the claim" in material.text and "Transitions link" in material.text
+    second = material.text.index("Transitions")
+    assert material.page_starts[1] <= second
+    spans = svc.chunk_spans(material.text, page_starts=material.page_starts)
+    assert [s.page for s in spans] == [1]  # both pages are one short passage, starting on page 1
+    long_pages = [" ".join(["Word"] * 150) + ".", " ".join(["Other"] * 150) + "."]
+    text, starts = svc.material_read(data=tutor_pdf(long_pages), filename="long.pdf")[1:]
+    assert [s.page for s in svc.chunk_spans(text, page_starts=starts)] == [1, 2]
+
+
+BAD_FILES = [
+    ("empty.txt", b"", "is empty"),
+    ("blank.md", b"  \n\n ", "is empty"),
+    ("binary.txt", bytes(range(256)) * 40, "does not look like a text file"),
+    ("image.md", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20, "does not look like a text file"),
+    ("paper.txt", b"%PDF-1.4\n...", "PDF file with a text file's name"),
+    ("notes.docx", b"PK\x03\x04 zip data", r"upload a plain text \(\.txt\), Markdown \(\.md\) or PDF"),
+    ("fake.pdf", b"just some text, not a pdf", "is not a PDF file"),
+    ("cut.pdf", tutor_pdf(["Some text on the page."])[:-60], "looks truncated"),
+    ("scan.pdf", tutor_pdf(["", ""]), "no text that can be extracted"),
+    ("garbled.pdf", b"%PDF-1.4\n1 0 obj\n<< garbage >>\nendobj\ntrailer << /Root 9 0 R >>\n%%EOF\n",
+     "could not be read as a PDF|no text that can be extracted"),
+]
+
+
+@pytest.mark.parametrize(("filename", "data", "message"), BAD_FILES, ids=[f[0] for f in BAD_FILES])
+def test_bad_files_are_refused_with_a_message_and_leave_no_rows(course, teacher, filename, data, message):
+    with pytest.raises(svc.MaterialError, match=message):
+        svc.material_upload(course=course, user=teacher, title="", filename=filename, data=data)
+    assert not CourseMaterial.objects.exists() and not MaterialChunk.objects.exists()
+
+
+def test_files_over_ten_megabytes_are_refused(course, teacher):
+    with pytest.raises(svc.MaterialError, match="at most 10 MB"):
+        svc.material_upload(course=course, user=teacher, title="Big", filename="big.txt",
+                            data=b"word " * (2 * 1024 * 1024 + 1))
+    assert not CourseMaterial.objects.exists()
+
+
+def test_a_second_material_with_the_same_title_is_refused(course, teacher):
+    svc.material_create(course=course, user=teacher, title="Notes", kind="text", text="Some notes here.")
+    with pytest.raises(svc.MaterialError, match="already has material titled"):
+        svc.material_create(course=course, user=teacher, title="Notes", kind="text", text="Other notes.")
+    assert CourseMaterial.objects.count() == 1 and MaterialChunk.objects.count() == 1
+
+
+def test_embedding_claims_the_material_once_and_stores_unit_vectors(tutor_materials, tiny_encoder_spec):
+    material = tutor_materials["Thesis statements"]
+    assert svc.material_embed(material_id=material.pk) == "ready"
+    assert svc.material_embed(material_id=material.pk) == "skipped"  # a redelivered task does nothing
+    material.refresh_from_db()
+    assert (material.state, material.attempts, material.error) == ("ready", 1, "")
+    assert material.embedded_at is not None
+    for chunk in material.chunks.all():
+        vector = np.frombuffer(bytes(chunk.embedding), dtype=np.float32)
+        assert vector.shape == (32,) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    # The other materials were not touched.
+    assert not MaterialChunk.objects.filter(material=tutor_materials["Transitions"], embedding__isnull=False).exists()
+
+
+def test_a_failed_embedding_is_recorded_and_can_be_retried(tutor_materials, monkeypatch, tiny_encoder_spec):
+    material = tutor_materials["Transitions"]
+    monkeypatch.setenv("MLCORE_ENCODER", "/nonexistent/encoder")
+    assert svc.material_embed(material_id=material.pk) == "failed"
+    material.refresh_from_db()
+    assert material.state == "failed" and material.error.startswith("Embedding failed:")
+    assert svc.material_retry(material=material) is True
+    material.refresh_from_db()
+    assert material.state == "pending" and material.error == ""
+    monkeypatch.setenv("MLCORE_ENCODER", tiny_encoder_spec)
+    assert svc.material_embed(material_id=material.pk) == "ready"
+    assert svc.material_retry(material=material) is False

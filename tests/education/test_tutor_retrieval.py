@@ -1,0 +1,98 @@
+"""Retrieval: tokenizer, BM25, min-max fusion, reranking, and the course boundary."""
+
+import math
+
+import pytest
+
+from education.models import Course
+from education.services import retrieval as r
+from education.services.material import material_create, material_embed
+
+pytestmark = pytest.mark.django_db
+
+
+def test_tokenizer_lowercases_drops_stopwords_and_stems():
+    assert r.tokenize("What IS the Thesis of these essays?") == ["thesis", "essay"]
+    assert r.tokenize("cite cites cited citing") == ["cit"] * 4
+    assert r.tokenize("Studies of planning transitions") == ["study", "plan", "transition"]
+
+
+def test_bm25_matches_the_textbook_formula():
+    docs = [["thesis", "claim", "claim"], ["transition", "idea"], ["thesis", "source", "source", "list"]]
+    bm25 = r.BM25(docs, k1=1.5, b=0.75)
+    avg = 3.0
+    idf_thesis = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
+    idf_claim = math.log(1 + (3 - 1 + 0.5) / (1 + 0.5))
+    expected_first = (idf_thesis * 1 * 2.5 / (1 + 1.5 * (0.25 + 0.75 * 3 / avg))
+                      + idf_claim * 2 * 2.5 / (2 + 1.5 * (0.25 + 0.75 * 3 / avg)))
+    scores = bm25.scores(["thesis", "claim", "unknown"])
+    assert scores[0] == pytest.approx(expected_first)
+    assert scores[1] == 0.0
+    assert scores[2] == pytest.approx(idf_thesis * 2.5 / (1 + 1.5 * (0.25 + 0.75 * 4 / avg)))
+    # A repeated query term counts once; a rare term weighs more than a common one.
+    assert bm25.scores(["claim", "claim"]) == bm25.scores(["claim"])
+    assert bm25.idf["claim"] > bm25.idf["thesis"]
+
+
+def test_min_max_and_rerank_signals():
+    assert r.min_max([2.0, 4.0, 3.0]) == [0.0, 1.0, 0.5]
+    assert r.min_max([1.0, 1.0]) == [0.0, 0.0]
+    assert r.coverage(["thesis", "claim"], ["claim", "essay"]) == 0.5
+    assert r.bigram_proximity(["thesis", "statement"], ["thesis", "statement", "essay"]) == 1.0
+    assert r.bigram_proximity(["thesis", "statement"], ["statement", "thesis"]) == 0.0  # order matters
+    assert r.bigram_proximity(["thesis", "statement"], ["thesis", "a", "b", "c", "d", "statement"]) == 0.0
+
+
+QUESTIONS = [
+    ("What is a thesis statement?", "Thesis statements", 0),
+    ("Which words show contrast between ideas?", "Transitions", 0),
+    ("What does an APA in-text citation give?", "Citing sources", 0),
+    ("When should I revise my working thesis?", "Thesis statements", 1),
+]
+
+
+@pytest.mark.parametrize(("question", "title", "position"), QUESTIONS)
+def test_bm25_retrieval_returns_the_right_passage(tutor_materials, course, question, title, position):
+    result = r.passages_search(course=course, question=question, k=3)
+    top = result.top.chunk
+    assert (top.material.title, top.position) == (title, position)
+    assert result.top.dense is None  # nothing is embedded: words alone
+    assert [p.score for p in result.passages] == sorted((p.score for p in result.passages), reverse=True)
+
+
+@pytest.mark.parametrize(("question", "title", "position"), QUESTIONS)
+def test_hybrid_retrieval_with_embeddings_returns_the_right_passage(tutor_materials, course, tiny_encoder_spec,
+                                                                    question, title, position):
+    for material in tutor_materials.values():
+        assert material_embed(material_id=material.pk) == "ready"
+    result = r.passages_search(course=course, question=question, k=3)
+    assert all(p.dense is not None and -1.0 <= p.dense <= 1.0 for p in result.passages)
+    assert (result.top.chunk.material.title, result.top.chunk.position) == (title, position)
+
+
+def test_rerank_prefers_the_passage_with_the_question_terms_in_order():
+    from education.models import MaterialChunk
+
+    # BM25 alone ties these two (same terms, same length); the bigram in order breaks the tie.
+    scattered = MaterialChunk(pk=1, material_id=1, position=0, text="statement of facts and a thesis claim")
+    adjacent = MaterialChunk(pk=2, material_id=1, position=1, text="a thesis statement and facts of claim")
+    result = r.rank("thesis statement", [scattered, adjacent], k=2)
+    assert result.passages[0].bm25 == pytest.approx(result.passages[1].bm25)
+    assert [p.chunk.pk for p in result.passages] == [2, 1]
+
+
+def test_only_the_courses_own_material_is_searched(tutor_materials, course, teacher):
+    other = Course.objects.create(title="Biology", teacher=teacher)
+    material_create(course=other, user=teacher, title="Cells", kind="text",
+                    text="A thesis statement about mitochondria: the powerhouse of the cell.")
+    result = r.passages_search(course=course, question="thesis statement mitochondria", k=10)
+    assert {p.chunk.material.course_id for p in result.passages} == {course.pk}
+    other_result = r.passages_search(course=other, question="thesis statement", k=10)
+    assert [p.chunk.material.title for p in other_result.passages] == ["Cells"]
+
+
+def test_failed_material_is_not_searched(tutor_materials, course):
+    tutor_materials["Transitions"].__class__.objects.filter(pk=tutor_materials["Transitions"].pk).update(
+        state="failed")
+    result = r.passages_search(course=course, question="Which words show contrast?", k=10)
+    assert "Transitions" not in {p.chunk.material.title for p in result.passages}
