@@ -280,6 +280,8 @@ PARLANCE_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("PARLANCE_WORKER_HEARTB
 
 # entertainment: story and dialogue generations one writer may start per minute (counted from the job table)
 ENTERTAINMENT_JOBS_PER_MINUTE = int(os.environ.get("ENTERTAINMENT_JOBS_PER_MINUTE", "6"))
+# A running generation silent this long is taken as lost (its worker died) and failed, keeping its text.
+ENTERTAINMENT_JOB_STALE_SECONDS = int(os.environ.get("ENTERTAINMENT_JOB_STALE_SECONDS", "120"))
 
 # mlcore
 MLCORE_HOME = Path(os.environ.get("MLCORE_HOME", VAR_DIR / "models"))
@@ -296,6 +298,7 @@ MLCORE_JOB_STALE_SECONDS = int(os.environ.get("MLCORE_JOB_STALE_SECONDS", "300")
 CELERY_BEAT_SCHEDULE = {
     "mlcore-recover-lost-jobs": {"task": "mlcore.jobs_recover", "schedule": 60.0},
     "finance-poll-feeds": {"task": "finance.poll_feeds", "schedule": 15 * 60.0},
+    "entertainment-recover-lost-generations": {"task": "entertainment.jobs_recover", "schedule": 60.0},
 }
 
 LOGGING = {

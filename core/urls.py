@@ -25,4 +25,5 @@ urlpatterns = [
     path("api/v1/me/", api.me, name="api-me"),
     path("api/v1/models/", include("mlcore.api_urls")),
     path("api/v1/finance/", include("finance.api_urls")),
+    path("api/v1/stories/", include("entertainment.api_urls")),
 ]

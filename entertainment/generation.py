@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from entertainment import context as ctx
@@ -141,6 +142,48 @@ def job_cancel(*, job: GenerationJob) -> bool:
                 .update(state=GenerationJob.State.CANCELLED, finished=timezone.now()))
 
 
+# Recovery -------------------------------------------------------------------------------------------
+
+QUEUED_TIMEOUT = timedelta(minutes=30)
+STALE_RUNNING_ERROR = "The worker stopped while writing; the text so far is kept — generate again."
+STALE_QUEUED_ERROR = "No worker took this generation up within 30 minutes; generate again."
+
+
+def stale_after_default() -> timedelta:
+    return timedelta(seconds=settings.ENTERTAINMENT_JOB_STALE_SECONDS)
+
+
+def generation_jobs_recover(*, stale_after: timedelta | None = None,
+                            queued_after: timedelta = QUEUED_TIMEOUT) -> dict:
+    """Fail the jobs a lost worker left behind, so their story or tree takes a new generation again.
+
+    A running job is stale when its last write (the heartbeat, refreshed at every flush) is older than
+    `stale_after`; a queued job when no worker claimed it within `queued_after`. Each is failed by a
+    conditional update, so a worker that is alive after all finds the job no longer running and stops.
+    """
+    stale_after = stale_after if stale_after is not None else stale_after_default()
+    now = timezone.now()
+    horizon = now - stale_after
+    running = list(GenerationJob.objects.filter(state=GenerationJob.State.RUNNING).filter(
+        Q(heartbeat__lt=horizon) | Q(heartbeat__isnull=True, started__lt=horizon)
+        | Q(heartbeat__isnull=True, started__isnull=True, created__lt=horizon)).values_list("pk", "heartbeat"))
+    failed_running = []
+    for pk, heartbeat in running:
+        # The heartbeat in the filter: a flush that lands in between keeps the job alive.
+        if GenerationJob.objects.filter(pk=pk, state=GenerationJob.State.RUNNING, heartbeat=heartbeat).update(
+                state=GenerationJob.State.FAILED, finished=now, error=STALE_RUNNING_ERROR):
+            failed_running.append(pk)
+    failed_queued = []
+    for pk in GenerationJob.objects.filter(state=GenerationJob.State.QUEUED, created__lt=now - queued_after) \
+            .values_list("pk", flat=True):
+        if GenerationJob.objects.filter(pk=pk, state=GenerationJob.State.QUEUED).update(
+                state=GenerationJob.State.FAILED, finished=now, error=STALE_QUEUED_ERROR):
+            failed_queued.append(pk)
+    if failed_running or failed_queued:
+        log.warning("generation jobs recovered: running %s, queued %s", failed_running, failed_queued)
+    return {"running": sorted(failed_running), "queued": sorted(failed_queued)}
+
+
 # Blocklist ------------------------------------------------------------------------------------------
 
 
@@ -249,7 +292,7 @@ class _Stream:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         return bool(GenerationJob.objects.filter(pk=self.job.pk, state=GenerationJob.State.RUNNING).update(
             text=mask(text, self.blocked), tokens=self.tokens_before + self.tokens,
-            tokens_per_second=round(self.tokens / elapsed, 2)))
+            tokens_per_second=round(self.tokens / elapsed, 2), heartbeat=timezone.now()))
 
     def run(self, prompt: str, sampling: dict) -> str | None:
         project = self.job.project
@@ -277,8 +320,9 @@ def _finish(job_id: int, **fields) -> bool:
 
 def generation_run(*, job_id: int) -> str:
     """Run a queued job once (a redelivered task finds it claimed and does nothing); returns its end state."""
+    now = timezone.now()
     claimed = GenerationJob.objects.filter(pk=job_id, state=GenerationJob.State.QUEUED).update(
-        state=GenerationJob.State.RUNNING, started=timezone.now())
+        state=GenerationJob.State.RUNNING, started=now, heartbeat=now)
     if not claimed:
         return "skipped"
     job = GenerationJob.objects.select_related("project", "story", "tree", "character", "parent_node").get(pk=job_id)
@@ -289,7 +333,7 @@ def generation_run(*, job_id: int) -> str:
         GenerationJob.objects.filter(pk=job.pk).update(
             context={"prompt": built.prompt, "prompt_tokens": built.prompt_tokens,
                      "available_tokens": built.available_tokens, "task": task, "sampling": _sampling(job.parameters)},
-            context_report=built.report())
+            context_report=built.report(), heartbeat=timezone.now())
         blocked = job.project.blocked_phrases()
         if job.kind == GenerationJob.Kind.STORY:
             return _run_story(job, built.prompt, blocked)
@@ -347,7 +391,7 @@ def _run_dialogue(job: GenerationJob, prompt: str, blocked: list[str]) -> str:
         if reply:
             candidates.append(reply)
         if not GenerationJob.objects.filter(pk=job.pk, state=GenerationJob.State.RUNNING).update(
-                candidates=candidates):
+                candidates=candidates, heartbeat=timezone.now()):
             return GenerationJob.State.CANCELLED
     if not candidates:
         _finish(job.pk, state=GenerationJob.State.FAILED,

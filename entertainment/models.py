@@ -247,11 +247,14 @@ class GenerationJob(models.Model):
     celery_id = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True,
+                                     help_text="The worker's last write; a running job silent too long is failed")
     finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["owner", "created"], name="ent_job_owner_created")]
+        indexes = [models.Index(fields=["owner", "created"], name="ent_job_owner_created"),
+                   models.Index(fields=["state", "heartbeat"], name="ent_job_state_heartbeat")]
         constraints = [
             models.CheckConstraint(condition=Q(kind="story", story__isnull=False, tree__isnull=True)
                                    | Q(kind="dialogue", tree__isnull=False, story__isnull=True),
