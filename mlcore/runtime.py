@@ -240,7 +240,19 @@ def generate(
     seed: int | None = None,
     stop: list[str] | None = None,
 ) -> Iterator[str]:
-    """Text pieces as the model produces them."""
+    """Text pieces as the model produces them (through llama.cpp on CPU where it can serve the model)."""
+    from mlcore import llamacpp
+
+    gguf = llamacpp.serves(path, adapter=adapter, device_type=select_device().type)
+    if gguf is not None:
+        ids = llamacpp.prompt_ids(path, prompt, system=system, chat=chat)
+        pieces = llamacpp.generate(gguf, ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                   top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
+        try:
+            yield from _cut_at_stop(pieces, stop or [])
+        finally:
+            pieces.close()
+        return
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
     loaded = causal_lm(path, adapter)

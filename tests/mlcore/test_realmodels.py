@@ -7,6 +7,7 @@ from mlcore import runtime, specs
 from mlcore.bootstrap import packaged_models_prepare
 from mlcore.training import train_encoder
 from tests.mlcore.conftest import NEGATIVE, NEUTRAL, POSITIVE
+from tests.mlcore.test_llamacpp import require_llamacpp
 
 pytestmark = pytest.mark.realmodel
 
@@ -43,7 +44,16 @@ def test_a_briefly_fine_tuned_minilm_reads_sentiment_it_has_not_seen(real_models
     assert [o["label"] for o in out] == ["positive", "negative"]
 
 
-def test_smollm2_converted_from_the_gguf_generates_english(real_models):
+@pytest.fixture(params=["transformers", "llamacpp"])
+def lm_backend(request, settings):
+    """Each generation test runs through transformers and through llama.cpp on the packaged GGUF."""
+    if request.param == "llamacpp":
+        require_llamacpp()
+    settings.MLCORE_LM_BACKEND = request.param
+    return request.param
+
+
+def test_smollm2_converted_from_the_gguf_generates_english(real_models, lm_backend):
     assert specs.resolve("package:smollm2") == str(settings.MLCORE_HOME / "base" / "smollm2")
     pieces = list(runtime.generate(real_models["smollm2"], "Name three colours.", max_new_tokens=30, seed=1,
                                    temperature=0.0))
@@ -53,7 +63,7 @@ def test_smollm2_converted_from_the_gguf_generates_english(real_models):
     assert any(colour in text.lower() for colour in ("red", "blue", "green", "yellow"))
 
 
-def test_smollm2_stops_at_a_stop_string(real_models):
+def test_smollm2_stops_at_a_stop_string(real_models, lm_backend):
     kwargs = {"max_new_tokens": 40, "temperature": 0.0}
     full = "".join(runtime.generate(real_models["smollm2"], "Describe a lighthouse at night.", **kwargs))
     words = full.split()
@@ -61,3 +71,18 @@ def test_smollm2_stops_at_a_stop_string(real_models):
     stop = " " + words[len(words) // 2]
     cut = "".join(runtime.generate(real_models["smollm2"], "Describe a lighthouse at night.", stop=[stop], **kwargs))
     assert cut == full[: full.find(stop)]
+
+
+def test_llamacpp_serves_the_packaged_gguf_greedily_and_reproducibly(real_models, settings):
+    require_llamacpp()
+    from mlcore import llamacpp
+
+    settings.MLCORE_LM_BACKEND = "llamacpp"
+    prompt = "Write one sentence about the sea."
+    first = "".join(runtime.generate(real_models["smollm2"], prompt, max_new_tokens=25, temperature=0.0))
+    again = "".join(runtime.generate(real_models["smollm2"], prompt, max_new_tokens=25, temperature=0.0))
+    assert first == again and sum(ch.isalpha() for ch in first) > 20
+    assert any(key.endswith(".gguf") for key in llamacpp._models)
+    sampled = ["".join(runtime.generate(real_models["smollm2"], prompt, max_new_tokens=25, temperature=0.9, seed=s))
+               for s in (1, 1, 2)]
+    assert sampled[0] == sampled[1] != sampled[2]
