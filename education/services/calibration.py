@@ -114,7 +114,7 @@ def calibration_run(*, calibration_id: int) -> str:
     try:
         versions = graded_versions(assignment)
         versions_embed(versions)
-        x = np.asarray([feature_row(v) for v in versions])
+        x = np.asarray([feature_row(v, prompt=assignment.prompt) for v in versions])
         y = np.asarray([float(v.grade.teacher_score) for v in versions])
         lo, hi = assignment.score_min, assignment.score_max
         embed_dims = len(versions[0].embedding)

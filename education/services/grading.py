@@ -39,12 +39,16 @@ class GradingError(ValueError):
 # --- text features and embeddings ---------------------------------------------------------------
 
 
-def text_features(text: str, items: list[dict] | None = None) -> list[float]:
-    """Length and lexical features the scorer uses beside the embedding (scaled to similar ranges)."""
+def text_features(text: str, items: list[dict] | None = None, *, prompt: str = "") -> list[float]:
+    """Length and lexical features the scorer uses beside the embedding (scaled to similar ranges).
+
+    `prompt` must be the one scoring passes to the feedback (its words are not spelling errors), so a
+    scorer is fitted on the same error counts it is later applied to.
+    """
     stats = fb.statistics(text)
     words = max(stats["words"], 1)
     if items is None:
-        items = fb.essay_feedback(text).items
+        items = fb.essay_feedback(text, prompt=prompt).items
     errors = sum(1 for i in items if i["kind"] in {"spelling", "grammar", "capitalization"})
     return [
         math.log1p(words),
@@ -122,8 +126,8 @@ def clip_round(value: float, lo: int, hi: int) -> int:
     return int(min(max(round(value), lo), hi))
 
 
-def feature_row(version: EssayVersion, items: list[dict] | None = None) -> list[float]:
-    return [*version.embedding, *text_features(version.text, items)]
+def feature_row(version: EssayVersion, items: list[dict] | None = None, *, prompt: str = "") -> list[float]:
+    return [*version.embedding, *text_features(version.text, items, prompt=prompt)]
 
 
 # --- scoring --------------------------------------------------------------------------------------

@@ -149,3 +149,16 @@ def test_a_version_left_running_by_a_lost_worker_is_graded_on_redelivery(assignm
     EssayVersion.objects.filter(pk=version.pk).update(grading_state="running", grading_attempts=3)
     Grade.objects.all().delete()
     assert grading.version_grade(version_id=version.pk) is None  # out of attempts: left for a person to look at
+
+
+def test_calibration_and_scoring_count_errors_the_same_way():
+    """A word of the prompt is not a spelling error when fitting the scorer either, as it is not when scoring."""
+    from education.services import feedback
+    from education.services.grading import text_features
+
+    prompt = "Should the town of Quorbel build a zorblax by the river?"
+    text = "I think the zorblax is a good idea. The zorblax would help the town and the river."
+    with_prompt = text_features(text, prompt=prompt)
+    scoring = text_features(text, feedback.essay_feedback(text, prompt=prompt).items)
+    assert with_prompt == scoring
+    assert text_features(text)[5] > with_prompt[5]  # without the prompt, "zorblax" counts as misspelt
