@@ -5,8 +5,11 @@ What it measures, on CPU with 2 threads, for two prompts (a story request and an
 number of new tokens (end-of-sequence is suppressed on both sides so each run produces exactly
 `--max-new-tokens`):
 
-- mlcore: `mlcore.runtime.generate(path, prompt, system=..., temperature=0, repetition_penalty=1.0)`, the
-  code path the apps use (chat template, a generate() thread, TextIteratorStreamer). The model is the
+- mlcore as served: `mlcore.runtime.generate` with MLCORE_LM_BACKEND=auto, which on CPU hands generation to
+  llama.cpp on the packaged GGUF (`mlcore/llamacpp.py`); measured when llama-cpp-python is installed (`make
+  install` builds it). The goals are judged on this path.
+- mlcore on transformers: `mlcore.runtime.generate(path, prompt, system=..., temperature=0,
+  repetition_penalty=1.0)` with MLCORE_LM_BACKEND=transformers, the code path of LoRA adapters and GPUs (chat template, a generate() thread, TextIteratorStreamer). The model is the
   GGUF Q4_1 dequantised to fp32 safetensors by `mlcore_bootstrap`. Time to first token is the time to the
   first non-empty text piece; tokens are counted by re-tokenising the output (and checked against the
   requested count).
@@ -24,8 +27,9 @@ processes used meanwhile and is redone (up to `--tries`) when they took more tha
 
 Goals being checked: mlcore >= 0.8x llama.cpp tokens/s, and time to first token < 0.5 s.
 
-Install the llama.cpp half once (about 3-4 minutes to build; the default -march=native build can
-segfault on CPUs with AMX, hence GGML_NATIVE=OFF):
+`make install` builds llama-cpp-python into .venv, and the reference half then runs there; a separate venv
+still works (about 3-4 minutes to build; the default -march=native build can segfault on CPUs with AMX,
+hence GGML_NATIVE=OFF):
 
     python3 -m venv var/bench-venv
     CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 var/bench-venv/bin/pip install llama-cpp-python==0.3.36
