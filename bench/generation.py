@@ -9,7 +9,8 @@ number of new tokens (end-of-sequence is suppressed on both sides so each run pr
   llama.cpp on the packaged GGUF (`mlcore/llamacpp.py`); measured when llama-cpp-python is installed (`make
   install` builds it). The goals are judged on this path.
 - mlcore on transformers: `mlcore.runtime.generate(path, prompt, system=..., temperature=0,
-  repetition_penalty=1.0)` with MLCORE_LM_BACKEND=transformers, the code path of LoRA adapters and GPUs (chat template, a generate() thread, TextIteratorStreamer). The model is the
+  repetition_penalty=1.0)` with MLCORE_LM_BACKEND=transformers, the code path of LoRA adapters and GPUs
+  (chat template, a generate() thread, TextIteratorStreamer). The model is the
   GGUF Q4_1 dequantised to fp32 safetensors by `mlcore_bootstrap`. Time to first token is the time to the
   first non-empty text piece; tokens are counted by re-tokenising the output (and checked against the
   requested count).
