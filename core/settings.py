@@ -299,6 +299,7 @@ CELERY_BEAT_SCHEDULE = {
     "mlcore-recover-lost-jobs": {"task": "mlcore.jobs_recover", "schedule": 60.0},
     "finance-poll-feeds": {"task": "finance.poll_feeds", "schedule": 15 * 60.0},
     "entertainment-recover-lost-generations": {"task": "entertainment.jobs_recover", "schedule": 60.0},
+    "education-recover-stalled-materials": {"task": "education.materials_recover", "schedule": 5 * 60.0},
 }
 
 LOGGING = {

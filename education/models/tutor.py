@@ -36,6 +36,8 @@ class CourseMaterial(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     chunk_count = models.PositiveIntegerField(default=0)
     embedded_at = models.DateTimeField(null=True, blank=True)
+    processing_since = models.DateTimeField(null=True, blank=True,
+                                            help_text="When a worker claimed it; recovery fails it when this gets old.")
 
     class Meta:
         ordering = ["course", "title"]

@@ -4,6 +4,7 @@ import io
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import PurePath
 
 import numpy as np
@@ -286,7 +287,7 @@ def material_embed(*, material_id: int) -> str:
     Returns the material's state afterwards ("skipped" when another run had it or it is gone).
     """
     claimed = CourseMaterial.objects.filter(pk=material_id, state=CourseMaterial.State.PENDING).update(
-        state=CourseMaterial.State.PROCESSING, attempts=F("attempts") + 1)
+        state=CourseMaterial.State.PROCESSING, attempts=F("attempts") + 1, processing_since=timezone.now())
     if not claimed:
         return "skipped"
     try:
@@ -304,6 +305,27 @@ def material_embed(*, material_id: int) -> str:
     CourseMaterial.objects.filter(pk=material_id).update(
         state=CourseMaterial.State.READY, error="", chunk_count=len(chunks), embedded_at=timezone.now())
     return CourseMaterial.State.READY
+
+
+STALLED_MESSAGE = "The worker stopped while embedding this material; press Retry to embed it again."
+
+
+def materials_recover(*, stale_after: timedelta = timedelta(minutes=15)) -> list[int]:
+    """Fail materials a lost worker left processing, so the teacher can retry them; returns their ids.
+
+    The claim (pending -> processing) makes a redelivered task skip the row, so without this a worker
+    killed mid-embedding would leave the material "processing" for good.
+    """
+    cutoff = timezone.now() - stale_after
+    stalled = list(CourseMaterial.objects.filter(state=CourseMaterial.State.PROCESSING, processing_since__lt=cutoff)
+                   .values_list("pk", flat=True))
+    failed = []
+    for pk in stalled:  # one conditional update each: a worker finishing right now keeps its result
+        if CourseMaterial.objects.filter(pk=pk, state=CourseMaterial.State.PROCESSING,
+                                         processing_since__lt=cutoff).update(state=CourseMaterial.State.FAILED,
+                                                                             error=STALLED_MESSAGE):
+            failed.append(pk)
+    return failed
 
 
 def chunk_embedding_text(chunk: MaterialChunk) -> str:

@@ -141,3 +141,24 @@ def test_a_failed_embedding_is_recorded_and_can_be_retried(tutor_materials, monk
     monkeypatch.setenv("MLCORE_ENCODER", tiny_encoder_spec)
     assert svc.material_embed(material_id=material.pk) == "ready"
     assert svc.material_retry(material=material) is False
+
+
+def test_a_material_a_lost_worker_left_processing_is_failed_for_retry(tutor_materials, tiny_encoder_spec):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stalled, fresh, ready = list(tutor_materials.values())[:3]
+    long_ago = timezone.now() - timedelta(minutes=20)
+    CourseMaterial.objects.filter(pk=stalled.pk).update(state="processing", processing_since=long_ago)
+    CourseMaterial.objects.filter(pk=fresh.pk).update(state="processing", processing_since=timezone.now())
+    CourseMaterial.objects.filter(pk=ready.pk).update(state="ready", processing_since=long_ago)
+    assert svc.material_embed(material_id=stalled.pk) == "skipped"  # a redelivered task cannot take it over
+
+    assert svc.materials_recover(stale_after=timedelta(minutes=15)) == [stalled.pk]
+    stalled.refresh_from_db()
+    assert (stalled.state, stalled.error) == ("failed", svc.STALLED_MESSAGE)
+    assert CourseMaterial.objects.get(pk=fresh.pk).state == "processing"
+    assert CourseMaterial.objects.get(pk=ready.pk).state == "ready"
+    assert svc.material_retry(material=stalled) is True
+    assert svc.material_embed(material_id=stalled.pk) == "ready"
