@@ -107,6 +107,11 @@ def character_save(*, project: Project, character: Character | None = None, **fi
     return character
 
 
+def lore_entry_delete(*, entry: LoreEntry) -> None:
+    """Delete a lore entry and the entries under it (the parent foreign key cascades)."""
+    entry.delete()
+
+
 def character_delete(*, character: Character) -> None:
     if DialogueNode.objects.filter(speaker=character).exists():
         raise StudioError(f"{character.name} speaks lines in a dialogue tree; delete or reassign those lines first.")

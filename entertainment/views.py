@@ -150,7 +150,7 @@ def lore_edit(request, pk):
 @require_POST
 def lore_delete(request, pk):
     entry = selectors.lore_get(user=request.user, pk=pk)
-    entry.delete()
+    services.lore_entry_delete(entry=entry)
     messages.success(request, f"Deleted “{entry.title}” and the entries under it.")
     return redirect(reverse("entertainment:project", args=[entry.project_id]) + "#lore")
 
