@@ -132,9 +132,9 @@ def generate(
 
 def prompt_ids(path: str, prompt: str, *, system: str | None, chat: bool) -> list[int]:
     """The prompt's token ids as the transformers path builds them (chat template when the model has one)."""
-    from mlcore.runtime import _tokenizer
+    from mlcore.runtime import tokenizer_for
 
-    tok = _tokenizer(path)
+    tok = tokenizer_for(path)
     if chat and getattr(tok, "chat_template", None):
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         return list(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))

@@ -340,7 +340,7 @@ _tokenizers: dict[str, object] = {}
 _tokenizers_lock = threading.Lock()
 
 
-def _tokenizer(path: str):
+def tokenizer_for(path: str):
     """A model's tokenizer alone (counting tokens should not load the weights)."""
     with _tokenizers_lock:
         if path not in _tokenizers:
@@ -354,7 +354,7 @@ def count_tokens(path: str, texts: list[str]) -> list[int]:
     """How many tokens the model at `path` reads for each text (no special tokens), in input order."""
     if not texts:
         return []
-    encoded = _tokenizer(path)(list(texts), add_special_tokens=False)["input_ids"]
+    encoded = tokenizer_for(path)(list(texts), add_special_tokens=False)["input_ids"]
     return [len(ids) for ids in encoded]
 
 
