@@ -18,6 +18,16 @@ RESULTS_DIR = REPO / "var" / "bench"
 DEFAULT_THREADS = 2
 
 
+def missing_data(bench: str, folder: Path, names: list[str]) -> bool:
+    """Say on stderr which data files a benchmark lacks (it then exits with code 2); True when any is missing."""
+    absent = [name for name in names if not (folder / name).is_file()]
+    if absent:
+        shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
+        print(f"{bench}: {shown} missing in {folder}.\n"
+              "Pass --data with the folder that holds them (see ../shared/data/README.md).", file=sys.stderr)
+    return bool(absent)
+
+
 def setup_django() -> None:
     """Make `mlcore` importable and configured, as `manage.py` would."""
     if str(REPO) not in sys.path:

@@ -126,10 +126,8 @@ def load_data(folder: Path) -> tuple[dict[int, dict], list[dict]]:
     return essays, folds
 
 
-def missing_files(folder: Path) -> list[str]:
-    names = [f"folds/fold_{k}/{name}" for k in range(FOLDS)
-             for name in ("test.tsv", "train_ids.txt", "dev_ids.txt", "test_ids.txt")]
-    return [n for n in names if not (folder / n).is_file()]
+FOLD_FILES = [f"folds/fold_{k}/{name}" for k in range(FOLDS)
+              for name in ("test.tsv", "train_ids.txt", "dev_ids.txt", "test_ids.txt")]
 
 
 # --- the app's scorer, with a per-essay disk cache ---------------------------------------------------
@@ -333,11 +331,7 @@ def fmt(value) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    missing = missing_files(args.data)
-    if missing:
-        print(f"essay_qwk: ASAP-AES fold files missing in {args.data} ({len(missing)} missing, e.g. "
-              f"{', '.join(missing[:3])}).\nPass --data with the asap_aes folder (see ../shared/data/README.md).",
-              file=sys.stderr)
+    if _common.missing_data("essay_qwk", args.data, FOLD_FILES):
         return 2
     prompts = [int(p) for p in args.prompts.split(",") if p.strip()]
     fold_ids = [int(f) for f in args.folds.split(",") if f.strip()]

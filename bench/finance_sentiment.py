@@ -175,11 +175,7 @@ def seed_model_dir() -> tuple[str | None, str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    missing = [lvl for lvl in LEVELS if not (args.data / f"Sentences_{lvl}Agree.txt").is_file()]
-    if missing:
-        print(f"finance_sentiment: Financial PhraseBank files missing in {args.data} "
-              f"({', '.join(f'Sentences_{m}Agree.txt' for m in missing)}).\n"
-              "Pass --data with the folder that holds them (see ../shared/data/README.md).", file=sys.stderr)
+    if _common.missing_data("finance_sentiment", args.data, [f"Sentences_{lvl}Agree.txt" for lvl in LEVELS]):
         return 2
     started = time.monotonic()
     _common.setup_django()

@@ -124,9 +124,7 @@ def score(cases: list[dict], key: str, vectors: dict) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     source = args.data / FILENAME
-    if not source.is_file():
-        print(f"npc_persona: {FILENAME} is missing in {args.data}.\n"
-              "Pass --data with the folder that holds it (see ../shared/data/README.md).", file=sys.stderr)
+    if _common.missing_data("npc_persona", args.data, [FILENAME]):
         return 2
     started = time.monotonic()
     _common.setup_django()

@@ -217,9 +217,7 @@ def time_generation(path: str, prompt: str, args, *, adapter: str | None = None,
 def main(argv=None) -> int:
     args = parse_args(argv)
     path_csv = args.data / FILENAME
-    if not path_csv.is_file():
-        print(f"story_lm: {FILENAME} is missing in {args.data}.\n"
-              "Pass --data with the folder that holds it (see ../shared/data/README.md).", file=sys.stderr)
+    if _common.missing_data("story_lm", args.data, [FILENAME]):
         return 2
     started = time.monotonic()
     _common.setup_django()

@@ -252,11 +252,7 @@ def encoder_macs(model) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     data_file = args.data / args.file
-    if not data_file.is_file():
-        where = args.data.resolve() if args.data.exists() else args.data
-        print(f"throughput: no Financial PhraseBank file at {data_file} (looked in {where}).\n"
-              "Pass --data with the folder that holds Sentences_50Agree.txt (see ../shared/data/README.md).",
-              file=sys.stderr)
+    if _common.missing_data("throughput", args.data, [args.file]):
         return 2
     started = time.monotonic()
     _common.setup_django()

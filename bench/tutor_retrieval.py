@@ -87,8 +87,7 @@ def ranks_report(ranked_documents: list[list[int]], gold: list[int]) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     path = args.data / "xquad.en.json"
-    if not path.exists():
-        print(f"{path} is missing: pass --data with the folder that holds xquad.en.json", file=sys.stderr)
+    if _common.missing_data("tutor_retrieval", args.data, [path.name]):
         return 2
     _common.setup_django()
     _common.set_threads(args.threads)
