@@ -13,4 +13,5 @@ urlpatterns = [
     path("trees/<int:pk>/export/<str:fmt>/", rest.TreeExport.as_view(), name="stories-api-tree-export"),
     path("jobs/<int:pk>/", rest.JobDetail.as_view(), name="stories-api-job"),
     path("jobs/<int:pk>/cancel/", rest.JobCancel.as_view(), name="stories-api-job-cancel"),
+    path("jobs/<int:pk>/accept/", rest.JobAccept.as_view(), name="stories-api-job-accept"),
 ]

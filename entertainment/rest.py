@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from core.roles import Role, api_role_permission
 from entertainment import exports, generation, selectors, services
-from entertainment.models import GenerationJob, Project, Story, StorySegment
+from entertainment.models import DialogueNode, GenerationJob, Project, Story, StorySegment
 
 IsWriter = api_role_permission(Role.WRITER)
 
@@ -154,6 +154,21 @@ class JobSerializer(serializers.ModelSerializer):
         return job.context.get("prompt_tokens")
 
 
+class CandidateAcceptSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0, help_text="Which candidate reply (0-based, as in `candidates`)")
+    text = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="",
+                                 help_text="Your edit of the reply; blank: the reply as the model wrote it")
+
+
+class DialogueNodeSerializer(serializers.ModelSerializer):
+    speaker_name = serializers.CharField(read_only=True, help_text="The character's name, or Player")
+
+    class Meta:
+        model = DialogueNode
+        fields = ["id", "tree", "speaker", "speaker_name", "text", "is_root", "created"]
+        read_only_fields = fields
+
+
 # Views ------------------------------------------------------------------------------------------------
 
 
@@ -269,6 +284,27 @@ class JobCancel(APIView):
             return _detail(f"That generation had already ended ({job.state}).", status.HTTP_409_CONFLICT)
         job.refresh_from_db()
         return Response(JobSerializer(job).data)
+
+
+class JobAccept(APIView):
+    permission_classes = [IsWriter]
+
+    @extend_schema(request=CandidateAcceptSerializer, responses={
+        201: DialogueNodeSerializer,
+        400: OpenApiResponse(description="Not a finished dialogue job, no such reply, a reply of this job is in "
+                                         "the tree already, or the edited text is not usable")})
+    def post(self, request, pk):
+        """Put the player's line and one candidate reply (as written, or your edit) into the job's tree;
+        returns the reply's node."""
+        job = selectors.job_get(user=request.user, pk=pk)
+        form = CandidateAcceptSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            node = generation.candidate_accept(job=job, index=form.validated_data["index"],
+                                               text=form.validated_data["text"] or None)
+        except services.StudioError as exc:
+            return _detail(_messages(exc), getattr(exc, "status", status.HTTP_400_BAD_REQUEST))
+        return Response(DialogueNodeSerializer(node).data, status=status.HTTP_201_CREATED)
 
 
 class TreeExport(APIView):

@@ -31,7 +31,8 @@ def _urls(world, story, tree, job):
     return [("get", f"{API}/projects/{world.pk}/stories/"), ("post", f"{API}/projects/{world.pk}/stories/"),
             ("get", f"{API}/stories/{story.pk}/"), ("post", f"{API}/stories/{story.pk}/generate/"),
             ("post", f"{API}/trees/{tree.pk}/generate/"), ("get", f"{API}/trees/{tree.pk}/export/json/"),
-            ("get", f"{API}/jobs/{job.pk}/"), ("post", f"{API}/jobs/{job.pk}/cancel/")]
+            ("get", f"{API}/jobs/{job.pk}/"), ("post", f"{API}/jobs/{job.pk}/cancel/"),
+            ("post", f"{API}/jobs/{job.pk}/accept/")]
 
 
 @pytest.fixture
@@ -197,6 +198,27 @@ def test_dialogue_candidates_round_trip(api, writer, tree, maren, active_lm):
     assert polled["state"] == "done" and len(polled["candidates"]) == 2
     assert polled["candidates"] == GenerationJob.objects.get(pk=started["id"]).candidates
     assert ("Maren", "persona", True) in {(p["name"], p["kind"], p["included"]) for p in polled["context_report"]}
+
+    accept = f"{API}/jobs/{started['id']}/accept/"
+    assert api.post(accept, {"index": 2}, format="json").json() == {"detail": "There is no such reply."}
+    response = api.post(accept, {"index": 1, "text": "  Come in, then.  "}, format="json")
+    assert response.status_code == 201, response.json()
+    reply = response.json()
+    assert (reply["speaker"], reply["speaker_name"], reply["text"], reply["is_root"]) == (
+        maren.pk, "Maren", "Come in, then.", False)
+    player = tree.nodes.get(choices_out__to_node=reply["id"])
+    assert (player.speaker_id, player.text) == (None, "the keeper ?")
+    assert list(root.choices_out.values_list("to_node", flat=True)) == [player.pk]
+    again = api.post(accept, {"index": 0}, format="json")
+    assert again.status_code == 400 and "in the tree already" in again.json()["detail"]
+    assert tree.nodes.count() == 3
+
+
+def test_accepting_a_story_job_or_an_unfinished_one_is_refused(api, job):
+    response = api.post(f"{API}/jobs/{job.pk}/accept/", {"index": 0}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Only a finished dialogue job has replies to accept."}
+    assert api.post(f"{API}/jobs/{job.pk}/accept/", {"index": -1}, format="json").status_code == 400
 
 
 def test_bad_dialogue_requests_are_400(api, tree, maren, other_writer):
