@@ -45,7 +45,8 @@ class AssignmentForm(forms.Form):
 class EssayForm(forms.Form):
     text = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 16}),
                            label="Your essay", help_text="Paste or write your essay here, or upload a .txt file.")
-    upload = forms.FileField(required=False, label="…or upload a .txt file", help_text="Plain text, UTF-8.")
+    upload = forms.FileField(required=False, label="…or upload a .txt file",
+                             help_text=f"Plain text, UTF-8, up to {MAX_UPLOAD_BYTES // 1_000_000} MB.")
 
     def clean(self):
         data = super().clean()

@@ -68,6 +68,7 @@ def course_ask(request, course_id):
         return _render_course(request, course, form, status=400)
     try:
         tutor_service.question_check(form.cleaned_data["question"])
+        tutor_service.question_rate_check(student=request.user)
     except tutor_service.QuestionError as error:
         form.add_error("question", str(error))
         return _render_course(request, course, form, status=400)

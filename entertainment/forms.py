@@ -125,3 +125,12 @@ class StyleUploadForm(forms.Form):
     corpus = forms.FileField(help_text="Plain text (.txt) in the style you want, up to 5 MB; paragraphs become "
                                        "training passages")
     epochs = forms.IntegerField(min_value=1, max_value=5, initial=1)
+
+    def clean_corpus(self):
+        from entertainment.style import MAX_CORPUS_BYTES
+
+        upload = self.cleaned_data["corpus"]
+        if upload.size > MAX_CORPUS_BYTES:  # refused before the view reads it into memory
+            raise forms.ValidationError(f"{upload.name} is {upload.size / 1024 / 1024:.1f} MB; the limit is "
+                                        f"{MAX_CORPUS_BYTES // 1024 // 1024} MB.")
+        return upload

@@ -127,6 +127,12 @@ class FeedUploadForm(forms.Form):
     source = forms.CharField(max_length=200, label="Source name", help_text="Articles are filed under this source")
     file = forms.FileField(label="Feed file (.xml, .rss, .atom)")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from finance.feeds import FEED_MAX_BYTES
+
+        self.fields["file"].help_text = f"RSS or Atom, up to {filesizeformat(FEED_MAX_BYTES)}."
+
     def clean_file(self):
         upload = self.cleaned_data["file"]
         from finance.feeds import FEED_MAX_BYTES

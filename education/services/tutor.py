@@ -14,7 +14,9 @@ kept only when their words come from the question and the cited passages.
 import logging
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -85,6 +87,14 @@ def question_check(question: str) -> str:
         raise QuestionError(f"Keep the question under {QUESTION_MAX_CHARS} characters "
                             f"(it has {len(question)}); ask one thing at a time.")
     return question
+
+
+def question_rate_check(*, student) -> None:
+    """Refuse a question over the student's per-minute limit: each one is embedded (and may be generated) at once."""
+    limit = settings.EDUCATION_TUTOR_QUESTIONS_PER_MINUTE
+    since = timezone.now() - timedelta(seconds=60)
+    if TutorMessage.objects.filter(session__student=student, created__gte=since).count() >= limit:
+        raise QuestionError(f"You can ask {limit} questions a minute; wait a moment and ask again.")
 
 
 def refusal_reason(question: str) -> str:
@@ -240,6 +250,7 @@ def tutor_ask(*, session: TutorSession, question: str, generate: bool = True) ->
     Raises QuestionError for an empty or too long question (nothing is recorded).
     """
     question = question_check(question)
+    question_rate_check(student=session.student)
     course = session.course
     message = TutorMessage(session=session, question=question)
     reason = refusal_reason(question)

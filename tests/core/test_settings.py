@@ -64,3 +64,37 @@ def test_a_malformed_boolean_is_a_clear_error(tmp_path, value):
     result = manage("check", env_extra={"DJANGO_DEBUG": value}, tmp_path=tmp_path)
     assert result.returncode != 0
     assert f"DJANGO_DEBUG must be true or false, not '{value}'" in result.stderr
+
+
+def test_a_redis_cache_url_shares_the_cache_between_processes(tmp_path):
+    from tests.workers import require_redis
+
+    url = "redis://127.0.0.1:6379/11"
+    require_redis(url)
+    script = ("from django.core.cache import caches; caches['default'].set('parlance-test', 'shared', 30); "
+              "print(type(caches['default']).__name__)")
+    wrote = manage("shell", "--no-imports", "-c", script, env_extra={"DJANGO_CACHE_URL": url}, tmp_path=tmp_path)
+    assert wrote.returncode == 0, wrote.stderr
+    assert wrote.stdout.strip() == "RedisCache"
+    # Another process (another web worker) sees what the first one counted.
+    read = manage("shell", "--no-imports", "-c",
+                  "from django.core.cache import cache; print(cache.get('parlance-test'))",
+                  env_extra={"DJANGO_CACHE_URL": url}, tmp_path=tmp_path / "other")
+    assert read.stdout.strip() == "shared", read.stderr
+
+
+def test_a_cache_url_that_is_not_redis_is_refused(tmp_path):
+    result = manage("check", env_extra={"DJANGO_CACHE_URL": "memcached://x"}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "DJANGO_CACHE_URL must be a redis:// URL" in result.stderr
+
+
+@pytest.mark.django_db
+def test_postgresql_connections_run_without_jit():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (CI runs on it)")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)
