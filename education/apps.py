@@ -12,3 +12,6 @@ class EducationConfig(AppConfig):
         "url_name": "education:index",
         "roles": frozenset({Role.STUDENT, Role.TEACHER}),
     }
+
+    def ready(self):
+        from education import tasks  # noqa: F401  (registers the task ledger's give-up hooks of its tasks)

@@ -14,6 +14,7 @@ class FinanceConfig(AppConfig):
     }
 
     def ready(self):
+        from finance import tasks  # noqa: F401  (registers the task ledger's give-up hooks of its tasks)
         from mlcore.signals import model_version_activated
 
         model_version_activated.connect(_rescore_on_activation, dispatch_uid="finance-rescore-on-activation")

@@ -10,6 +10,7 @@ import feedparser
 from django.db import transaction
 from django.utils import timezone
 
+from core.services import task_run_enqueue
 from finance.models import IngestRun, Source
 from finance.services import articles_ingest, ingest_run_record, source_for
 from mlcore.data import DataError
@@ -18,6 +19,7 @@ FEED_MAX_BYTES = 10 * 1024 * 1024
 FETCH_TIMEOUT = 20
 USER_AGENT = "Parlance feed reader (+https://parlance.invalid)"
 _TAGS = re.compile(r"<[^>]+>")
+_ROOT_TAG = re.compile(rb"<(?![?!])([A-Za-z_][\w:.-]*)")
 
 
 def _plain(html: str) -> str:
@@ -38,6 +40,11 @@ def feed_entries(*, data: bytes, name: str) -> list[dict]:
     if not parsed.entries and (parsed.bozo or not parsed.get("version")):
         reason = getattr(parsed, "bozo_exception", None)
         raise DataError(f"{name} is not an RSS or Atom feed" + (f" ({reason})." if reason else "."))
+    root = _ROOT_TAG.search(data)
+    if parsed.bozo and root and not re.search(rb"</" + re.escape(root.group(1)) + rb"\s*>\s*\Z", data):
+        # The lenient parser would keep the entries of a cut-off feed, the last one cut short: load none.
+        raise DataError(f"{name} looks truncated: it ends before the closing </{root.group(1).decode()}> tag. "
+                        "Nothing was loaded; try again when the whole feed can be read.")
     rows = []
     for entry in parsed.entries:
         when = entry.get("published_parsed") or entry.get("updated_parsed")
@@ -107,3 +114,12 @@ def feed_poll_failed(*, source: Source, error: str) -> None:
 
 def feed_sources():
     return Source.objects.exclude(feed_url="").order_by("name")
+
+
+def feed_polls_enqueue() -> int:
+    """Queue one poll per source that has a feed address (in the task ledger, so a lost poll is redone)."""
+    ids = list(feed_sources().values_list("pk", flat=True))
+    with transaction.atomic():
+        for source_id in ids:
+            task_run_enqueue(task="finance.poll_feed", args=[source_id])
+    return len(ids)

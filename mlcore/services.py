@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.services import task_messages_waiting
 from mlcore import specs
 from mlcore.models import TASK_FAMILIES, Dataset, Family, ModelVersion, Task, TrainingJob
 from mlcore.signals import model_version_activated
@@ -293,9 +294,16 @@ def _training_base(job: TrainingJob, family: Family) -> tuple[str, str]:
     return spec, specs.resolve(spec)
 
 
-def jobs_recover(*, stale_after: timedelta | None = None) -> dict:
-    """Requeue jobs whose worker stopped sending progress; fail them once attempts run out."""
+def jobs_recover(*, stale_after: timedelta | None = None, queued_after: timedelta | None = None) -> dict:
+    """Requeue jobs whose worker stopped sending progress; fail them once attempts run out; re-send lost messages.
+
+    A queued job is re-sent when it has waited longer than `queued_after` (default PARLANCE_TASK_RESEND_SECONDS,
+    as for the task ledger) and the ml queue is empty: its message was lost (a restarted Redis keeps nothing).
+    The claim in finetune_run makes an extra message harmless.
+    """
     stale_after = stale_after if stale_after is not None else timedelta(seconds=settings.MLCORE_JOB_STALE_SECONDS)
+    if queued_after is None:
+        queued_after = timedelta(seconds=settings.PARLANCE_TASK_RESEND_SECONDS)
     horizon = timezone.now() - stale_after
     requeued, failed = [], []
     stale = TrainingJob.objects.filter(state=TrainingJob.State.RUNNING).filter(
@@ -323,7 +331,34 @@ def jobs_recover(*, stale_after: timedelta | None = None) -> dict:
                 requeued.append(job.pk)
         if job.pk in requeued:
             _append_log(job.pk, f"worker lost (last progress {seen}); requeued to resume from the last checkpoint")
-    return {"requeued": requeued, "failed": failed}
+    return {"requeued": requeued, "failed": failed, "resent": _queued_jobs_resend(queued_after, skip=requeued)}
+
+
+def _queued_jobs_resend(queued_after: timedelta, *, skip: list[int]) -> list[int]:
+    """Re-send queued jobs that waited past `queued_after` while the ml queue is empty (their message was lost).
+
+    A job queued again by this sweep (its worker lost) waits from then; the job has no "queued at" field, so
+    the last of its creation and its last progress stands for it.
+    """
+    cutoff = timezone.now() - queued_after
+    waiting = TrainingJob.objects.filter(state=TrainingJob.State.QUEUED, cancel_requested=False,
+                                         created_at__lt=cutoff, attempts__lt=F("max_attempts")).filter(
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff)).exclude(pk__in=skip).order_by("pk")
+    jobs = list(waiting)
+    if not jobs or task_messages_waiting("mlcore.finetune_run"):
+        return []  # nothing waited that long, or its message may still be in line: wait until the queue drains
+    resent = []
+    for job in jobs:
+        new_task_id = str(uuid.uuid4())
+        with transaction.atomic():
+            if TrainingJob.objects.filter(pk=job.pk, state=TrainingJob.State.QUEUED,
+                                          celery_task_id=job.celery_task_id).update(celery_task_id=new_task_id):
+                job.celery_task_id = new_task_id
+                transaction.on_commit(lambda job=job: _enqueue_run(job), robust=True)
+                resent.append(job.pk)
+    if resent:
+        log.warning("training jobs re-sent (their messages were lost): %s", resent)
+    return resent
 
 
 # --- datasets ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.services import task_run_enqueue
 from education.models import Assignment, Calibration, EssayVersion
 from education.services.grading import (
     GradingError,
@@ -30,6 +31,7 @@ from mlcore.data import DataError
 
 log = logging.getLogger(__name__)
 
+CALIBRATE_TASK = "education.calibrate"
 MIN_GRADED = 10  # fewer teacher-graded essays than this and the page says the scorer is not reliable yet
 MIN_QWK = 0.5
 MAX_FOLDS = 5
@@ -93,21 +95,22 @@ def calibration_start(*, assignment: Assignment, user=None, finetune: bool = Tru
     try:
         with transaction.atomic():
             calibration = Calibration.objects.create(assignment=assignment, requested_by=user, finetune=finetune)
-            transaction.on_commit(lambda: current_app.send_task(
-                "education.calibrate", args=[calibration.pk], queue="ml"))
+            # On the task ledger: a lost worker or a lost message cannot leave it queued or running for good
+            # (which would also refuse every later calibration of the assignment).
+            task_run_enqueue(task=CALIBRATE_TASK, args=[calibration.pk])
     except IntegrityError as exc:
         raise GradingError("A calibration of this assignment is already running.") from exc
     return calibration
 
 
-def calibration_run(*, calibration_id: int) -> str:
+def calibration_run(*, calibration_id: int, rerun: bool = False) -> str:
     """Fit and cross-validate the ridge scorer; start the encoder fine-tune when asked and there are enough grades.
 
-    Runs once (claims the queued row). Returns the state it leaves the calibration in.
+    Runs once (claims the queued row; with `rerun`, the ledger's re-run of a lost worker's run, a running one too).
+    Returns the state it leaves the calibration in.
     """
-    if not Calibration.objects.filter(pk=calibration_id, state=Calibration.State.QUEUED).update(
-        state=Calibration.State.RUNNING
-    ):
+    states = [Calibration.State.QUEUED, Calibration.State.RUNNING] if rerun else [Calibration.State.QUEUED]
+    if not Calibration.objects.filter(pk=calibration_id, state__in=states).update(state=Calibration.State.RUNNING):
         return "claimed elsewhere"
     calibration = Calibration.objects.select_related("assignment").get(pk=calibration_id)
     assignment = calibration.assignment
@@ -143,6 +146,15 @@ def calibration_run(*, calibration_id: int) -> str:
             state=Calibration.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished=timezone.now())
         return Calibration.State.FAILED
     return Calibration.State.DONE
+
+
+def calibration_gave_up(*, calibration_id: int, attempts: int) -> bool:
+    """The ledger gave up on a calibration (its workers were lost each time): fail it, freeing the assignment."""
+    return bool(Calibration.objects.filter(
+        pk=calibration_id, state__in=[Calibration.State.QUEUED, Calibration.State.RUNNING],
+    ).update(state=Calibration.State.FAILED, finished=timezone.now(),
+             error=f"The worker calibrating stopped {attempts} time{'s' if attempts != 1 else ''}; calibration was "
+                   "given up. Start it again."))
 
 
 def _finetune_start(calibration: Calibration, versions: list[EssayVersion]) -> str:

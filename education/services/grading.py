@@ -8,13 +8,15 @@ from text features gives a low-confidence score that is always marked for review
 import logging
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
-from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.services import task_run_enqueue
 from education.models import Assignment, Calibration, Essay, EssayVersion, Grade, OverrideLog
 from education.services import feedback as fb
 from mlcore import api as ml
@@ -23,13 +25,14 @@ from mlcore.data import near_duplicate_clusters, normalize_text
 log = logging.getLogger(__name__)
 
 MAX_WORDS = 20_000
+MAX_CHARS = 200_000
 MIN_WORDS = 1
 EMBED_CHUNK_WORDS = 150  # MiniLM reads 256 tokens; longer essays are embedded in chunks and averaged
 OFF_PROMPT_COSINE = 0.15  # below this cosine to the prompt an essay is treated as off-prompt
 NEAR_DUPLICATE_JACCARD = 0.8
 LOW_CONFIDENCE = 0.5
 BASELINE_CONFIDENCE = 0.2
-MAX_GRADING_ATTEMPTS = 3
+GRADE_TASK = "education.grade_version"
 
 
 class GradingError(ValueError):
@@ -253,12 +256,16 @@ def grade_values(version: EssayVersion, context: ScoringContext) -> dict:
     }
 
 
-def version_grade(*, version_id: int, context: ScoringContext | None = None) -> Grade | None:
-    """Score one essay version, once: claims the version, writes its Grade. None if claimed elsewhere."""
-    # A running version may be claimed again while attempts remain: its worker was lost and the broker redelivered
-    # the task (acks_late). Two runs write the same values to the one Grade the version may have.
-    claimable = Q(grading_state=EssayVersion.GradingState.PENDING) | Q(
-        grading_state=EssayVersion.GradingState.RUNNING, grading_attempts__lt=MAX_GRADING_ATTEMPTS)
+def version_grade(*, version_id: int, context: ScoringContext | None = None, rerun: bool = False) -> Grade | None:
+    """Score one essay version, once: claims the version, writes its Grade. None if claimed elsewhere.
+
+    `rerun`: the task ledger gave this call the run of a worker that was lost (education.grade_version always
+    runs under it), so a version that worker left running is taken over. The ledger (core.TaskRun) counts and
+    caps the attempts; `grading_attempts` records, on the version, how many times its scoring started.
+    """
+    claimable = Q(grading_state=EssayVersion.GradingState.PENDING)
+    if rerun:  # two runs would write the same values to the one Grade a version has
+        claimable |= Q(grading_state=EssayVersion.GradingState.RUNNING)
     claimed = EssayVersion.objects.filter(claimable, pk=version_id).update(
         grading_state=EssayVersion.GradingState.RUNNING, grading_attempts=F("grading_attempts") + 1)
     if not claimed:
@@ -308,6 +315,8 @@ def essay_text_clean(text: str) -> str:
     if "\x00" in text:
         raise GradingError("The essay contains binary data; paste or upload plain text.")
     cleaned = normalize_text(text)
+    if len(cleaned) > MAX_CHARS:  # long "words" would pass the word count
+        raise GradingError(f"The essay has {len(cleaned):,} characters; the limit is {MAX_CHARS:,}.")
     words = len(cleaned.split())
     if words < MIN_WORDS:
         raise GradingError("The essay is empty: write or upload some text.")
@@ -325,6 +334,8 @@ def upload_decode(data: bytes) -> str:
             raise GradingError("The file says it is UTF-16 but cannot be read as UTF-16.") from exc
     if b"\x00" in data:
         raise GradingError("The file is not a text file (it contains binary data). Upload a .txt file.")
+    if data.lstrip().startswith(b"%PDF-"):  # a PDF without binary bytes still decodes as UTF-8
+        raise GradingError("The file is a PDF with a .txt name, not plain text. Paste the essay's text instead.")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -338,6 +349,10 @@ def essay_submit(*, assignment: Assignment, student, text: str) -> EssayVersion:
     cleaned = essay_text_clean(text)
     if not assignment.course.students.filter(pk=student.pk).exists():
         raise GradingError("You are not enrolled in this course.")
+    limit = settings.EDUCATION_ESSAYS_PER_MINUTE  # each version is scored on the ml workers
+    since = timezone.now() - timedelta(seconds=60)
+    if EssayVersion.objects.filter(essay__student=student, submitted__gte=since).count() >= limit:
+        raise GradingError(f"You can submit {limit} essay versions a minute; wait a moment and submit again.")
     with transaction.atomic():
         essay, created = Essay.objects.select_for_update().get_or_create(
             assignment=assignment, student=student, defaults={"text": cleaned})
@@ -348,12 +363,26 @@ def essay_submit(*, assignment: Assignment, student, text: str) -> EssayVersion:
             essay.text = cleaned
             essay.save(update_fields=["text", "updated"])
         version = EssayVersion.objects.create(essay=essay, number=(last.number + 1) if last else 1, text=cleaned)
-        transaction.on_commit(lambda: version_grade_enqueue(version_id=version.pk))
+        version_grade_enqueue(version_id=version.pk)
     return version
 
 
 def version_grade_enqueue(*, version_id: int) -> None:
-    current_app.send_task("education.grade_version", args=[version_id], queue="ml")
+    """Queue scoring on the ml workers under the task ledger, in the caller's transaction (sent after commit).
+
+    A worker lost mid-scoring is noticed by the ledger's sweep and the scoring run again; a message the broker
+    lost is re-sent; when the attempts run out, version_grading_gave_up marks the version failed.
+    """
+    task_run_enqueue(task=GRADE_TASK, args=[version_id])
+
+
+def version_grading_gave_up(*, version_id: int, attempts: int) -> bool:
+    """The ledger gave up scoring a version (its workers were lost each time): fail it with a reason people see."""
+    times = f"{attempts} time{'s' if attempts != 1 else ''}"
+    reason = f"Scoring was given up: the worker scoring this version stopped {times}."
+    return bool(EssayVersion.objects.filter(
+        pk=version_id, grading_state__in=[EssayVersion.GradingState.PENDING, EssayVersion.GradingState.RUNNING],
+    ).update(grading_state=EssayVersion.GradingState.FAILED, grading_error=reason))
 
 
 # --- teacher grade and override -------------------------------------------------------------------

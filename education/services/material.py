@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import PurePath
 
 import numpy as np
-from celery import current_app
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.services import task_run_enqueue
 from education.models import Course, CourseMaterial, MaterialChunk
 from mlcore import api as ml
 from mlcore.data import DataError, decode_text
@@ -251,8 +251,7 @@ def material_create(*, course: Course, user, title: str, kind: str, text: str, f
         for i, s in enumerate(spans)
     ])
     if enqueue:
-        material_id = material.pk
-        transaction.on_commit(lambda: material_embed_enqueue(material_id=material_id))
+        material_embed_enqueue(material_id=material.pk)
     return material
 
 
@@ -267,8 +266,16 @@ def material_delete(*, material: CourseMaterial) -> None:
     material.delete()
 
 
+EMBED_TASK = "education.tutor_embed_material"
+
+
 def material_embed_enqueue(*, material_id: int) -> None:
-    current_app.send_task("education.tutor_embed_material", args=[material_id], queue="ml")
+    """Queue the embedding on the ml workers under the task ledger, in the caller's transaction (sent after commit).
+
+    A lost worker's run is run again and a message the broker lost is re-sent (core.taskruns_recover); when the
+    attempts run out, material_embed_gave_up fails the material so the teacher can retry it.
+    """
+    task_run_enqueue(task=EMBED_TASK, args=[material_id])
 
 
 def material_retry(*, material: CourseMaterial) -> bool:
@@ -277,16 +284,21 @@ def material_retry(*, material: CourseMaterial) -> bool:
         updated = CourseMaterial.objects.filter(pk=material.pk, state=CourseMaterial.State.FAILED).update(
             state=CourseMaterial.State.PENDING, error="")
         if updated:
-            transaction.on_commit(lambda: material_embed_enqueue(material_id=material.pk))
+            material_embed_enqueue(material_id=material.pk)
     return bool(updated)
 
 
-def material_embed(*, material_id: int) -> str:
+def material_embed(*, material_id: int, rerun: bool = False) -> str:
     """Embed a pending material's passages in batches; safe to run twice (the row is claimed first).
 
-    Returns the material's state afterwards ("skipped" when another run had it or it is gone).
+    `rerun`: the task ledger gave this call the run of a worker that was lost, so a material left processing by
+    that worker is taken over. Returns the material's state afterwards ("skipped" when another run had it or it
+    is gone).
     """
-    claimed = CourseMaterial.objects.filter(pk=material_id, state=CourseMaterial.State.PENDING).update(
+    states = [CourseMaterial.State.PENDING]
+    if rerun:
+        states.append(CourseMaterial.State.PROCESSING)
+    claimed = CourseMaterial.objects.filter(pk=material_id, state__in=states).update(
         state=CourseMaterial.State.PROCESSING, attempts=F("attempts") + 1, processing_since=timezone.now())
     if not claimed:
         return "skipped"
@@ -310,11 +322,20 @@ def material_embed(*, material_id: int) -> str:
 STALLED_MESSAGE = "The worker stopped while embedding this material; press Retry to embed it again."
 
 
+def material_embed_gave_up(*, material_id: int, attempts: int) -> bool:
+    """The ledger gave up embedding a material (its workers were lost each time): fail it, so it can be retried."""
+    return bool(CourseMaterial.objects.filter(
+        pk=material_id, state__in=[CourseMaterial.State.PENDING, CourseMaterial.State.PROCESSING],
+    ).update(state=CourseMaterial.State.FAILED,
+             error=f"The worker stopped {attempts} time{'s' if attempts != 1 else ''} while embedding this "
+                   "material; press Retry to embed it again."))
+
+
 def materials_recover(*, stale_after: timedelta = timedelta(minutes=15)) -> list[int]:
     """Fail materials a lost worker left processing, so the teacher can retry them; returns their ids.
 
-    The claim (pending -> processing) makes a redelivered task skip the row, so without this a worker
-    killed mid-embedding would leave the material "processing" for good.
+    Embedding runs under the task ledger, whose sweep re-runs a lost worker's material within a minute or two;
+    this is the backstop for a material whose message came without a ledger row (sent by older code).
     """
     cutoff = timezone.now() - stale_after
     stalled = list(CourseMaterial.objects.filter(state=CourseMaterial.State.PROCESSING, processing_since__lt=cutoff)

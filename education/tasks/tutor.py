@@ -2,17 +2,21 @@
 
 from celery import shared_task
 
-from education.services.material import material_embed, materials_recover
+from core.services import task_run_on_give_up
+from core.tasks import run_recorded
+from education.services.material import EMBED_TASK, material_embed, material_embed_gave_up, materials_recover
 
 
-@shared_task(name="education.tutor_embed_material", acks_late=True, autoretry_for=(ConnectionError,),
-             max_retries=3, retry_backoff=True)
-def embed_material(material_id: int) -> str:
-    """Embed a material's passages (claimed pending -> processing, so a redelivery does nothing twice)."""
-    return material_embed(material_id=material_id)
+@shared_task(name=EMBED_TASK, bind=True, acks_late=True, max_retries=0)
+def embed_material(self, material_id: int, run_id: int | None = None) -> str | None:
+    """Embed a material's passages under the task ledger (a lost worker's run is done again, taking the row over)."""
+    return run_recorded(self, run_id=run_id, work=lambda: material_embed(material_id=material_id, rerun=True))
 
 
 @shared_task(name="education.materials_recover", acks_late=True, max_retries=0)
 def recover_materials() -> list[int]:
     """Fail materials a lost worker left "processing" (beat), so teachers can retry them."""
     return materials_recover()
+
+
+task_run_on_give_up(EMBED_TASK, lambda run: material_embed_gave_up(material_id=run.args[0], attempts=run.attempts))

@@ -5,12 +5,12 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.services import task_run_enqueue
 from finance.models import Article, ArticleTicker, Company, RemovedMention, TickerRedetectRun
-from finance.services.ingest import TickerIndex
+from finance.services.ingest import TickerIndex, finance_data_changed
 
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9.\-]{1,10}")
 ALIAS_MAX = 200
@@ -18,6 +18,7 @@ ALIASES_MAX = 50
 REDETECT_DAYS = 30
 REDETECT_MAX_DAYS = 366
 REDETECT_CHUNK = 2000
+REDETECT_TASK = "finance.redetect_tickers"
 
 
 class CompanyError(ValueError):
@@ -82,6 +83,7 @@ def company_save(*, symbol: str, name: str, sector: str, aliases, company: Compa
     try:
         with transaction.atomic():
             company.save()
+            finance_data_changed()  # a new sector or symbol changes the dashboards' groups
     except IntegrityError as exc:  # another request took the symbol in between
         raise CompanyError(f"There is already a company with the symbol {symbol}.") from exc
     return CompanySaved(company=company, created=created, names_changed=names_changed)
@@ -107,6 +109,7 @@ def mention_add(*, article: Article, symbol: str, relevance, user) -> ArticleTic
         if ArticleTicker.objects.filter(article=article, company=company).exists():
             raise CompanyError(f"The article already mentions {company.symbol}; change its relevance instead.")
         RemovedMention.objects.filter(article=article, company=company).delete()
+        finance_data_changed()
         return ArticleTicker.objects.create(article=article, company=company, relevance=relevance,
                                             detected_by=ArticleTicker.Detection.MANUAL, edited_by=user,
                                             edited_at=timezone.now())
@@ -117,6 +120,7 @@ def mention_set_relevance(*, mention: ArticleTicker, relevance, user) -> Article
     mention.relevance = relevance_clean(relevance)
     mention.edited_by, mention.edited_at = user, timezone.now()
     mention.save(update_fields=["relevance", "edited_by", "edited_at"])
+    finance_data_changed()
     return mention
 
 
@@ -126,6 +130,7 @@ def mention_remove(*, mention: ArticleTicker, user) -> None:
         RemovedMention.objects.update_or_create(article_id=mention.article_id, company_id=mention.company_id,
                                                 defaults={"removed_by": user})
         mention.delete()
+        finance_data_changed()
 
 
 def tickers_redetect(*, company: Company, days: int = REDETECT_DAYS) -> tuple[int, int]:
@@ -158,7 +163,17 @@ def tickers_redetect(*, company: Company, days: int = REDETECT_DAYS) -> tuple[in
                 before = ArticleTicker.objects.filter(company=company).count()
                 ArticleTicker.objects.bulk_create(found, ignore_conflicts=True)
                 added += ArticleTicker.objects.filter(company=company).count() - before
+                finance_data_changed()
     return scanned, added
+
+
+def redetect_gave_up(*, run_id: int, attempts: int) -> bool:
+    """The task ledger gave up on a re-detection (its workers were lost each time): fail it with a reason."""
+    return bool(TickerRedetectRun.objects.filter(
+        pk=run_id, state__in=[TickerRedetectRun.State.QUEUED, TickerRedetectRun.State.RUNNING],
+    ).update(state=TickerRedetectRun.State.FAILED, finished_at=timezone.now(),
+             error=f"The worker stopped {attempts} time{'s' if attempts != 1 else ''} during the re-detection; "
+                   "it was given up. Start it again."))
 
 
 def redetect_start(*, company: Company, user, days: int = REDETECT_DAYS) -> TickerRedetectRun:
@@ -167,15 +182,21 @@ def redetect_start(*, company: Company, user, days: int = REDETECT_DAYS) -> Tick
         raise CompanyError(f"Choose between 1 and {REDETECT_MAX_DAYS} days.")
     with transaction.atomic():
         run = TickerRedetectRun.objects.create(company=company, user=user, days=int(days))
-        transaction.on_commit(lambda: current_app.send_task("finance.redetect_tickers", args=[run.pk],
-                                                            queue="default"))
+        # On the task ledger (sent after commit): a lost worker's run is done again, a lost message re-sent.
+        task_run_enqueue(task=REDETECT_TASK, args=[run.pk])
     return run
 
 
-def redetect_run(*, run_id: int) -> TickerRedetectRun | None:
-    """Carry out a queued re-detection once: a run already claimed (redelivered task) is left alone."""
-    if not TickerRedetectRun.objects.filter(pk=run_id, state=TickerRedetectRun.State.QUEUED) \
-            .update(state=TickerRedetectRun.State.RUNNING):
+def redetect_run(*, run_id: int, rerun: bool = False) -> TickerRedetectRun | None:
+    """Carry out a queued re-detection once: a run already claimed (redelivered task) is left alone.
+
+    `rerun`: the task ledger gave this call the run of a worker that was lost, so a running one is taken over
+    (it only adds mentions, so doing it again is safe).
+    """
+    states = [TickerRedetectRun.State.QUEUED]
+    if rerun:
+        states.append(TickerRedetectRun.State.RUNNING)
+    if not TickerRedetectRun.objects.filter(pk=run_id, state__in=states).update(state=TickerRedetectRun.State.RUNNING):
         return None
     run = TickerRedetectRun.objects.select_related("company").get(pk=run_id)
     try:

@@ -7,14 +7,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from celery import current_app
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from core.services import task_run_enqueue
 from finance.models import Article, ArticleSentiment, ArticleTicker, Company, Source
+from finance.selectors import DATA_GENERATION_KEY
 from mlcore import api as ml
 from mlcore.data import near_duplicate_clusters, normalize_text
 
@@ -187,7 +189,9 @@ def articles_ingest(*, source: Source, rows: list[dict], default_tz=UTC) -> Inge
         ], ignore_conflicts=True)
         result.clustered = _cluster(articles)
         ids = [a.pk for a in articles]
-        transaction.on_commit(lambda: articles_score_enqueue(article_ids=ids))
+        articles_score_enqueue(article_ids=ids)  # ledger rows commit with the articles; messages go after
+    if not transaction.get_connection().in_atomic_block:
+        _generation_bump()  # committed: unscored headlines show now (in a caller's transaction, the scores bump)
     result.accepted = ids
     return result
 
@@ -227,12 +231,27 @@ def _cluster(new_articles: list[Article]) -> int:
     return became_copies
 
 
-def articles_score_enqueue(*, article_ids: list[int]) -> None:
-    for start in range(0, len(article_ids), SCORE_BATCH):
-        current_app.send_task("finance.score_articles", args=[article_ids[start : start + SCORE_BATCH]])
+def articles_score_enqueue(*, article_ids: list[int], batch: int = SCORE_BATCH) -> None:
+    """Queue scoring in batches, each a task-ledger run: sent after commit, re-sent if the broker loses it."""
+    with transaction.atomic():
+        for start in range(0, len(article_ids), batch):
+            task_run_enqueue(task="finance.score_articles", args=[article_ids[start : start + batch]])
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“A-Z0-9$])")
+
+
+def finance_data_changed() -> None:
+    """Bump the finance data generation once the current transaction commits, so no dashboard cached before the
+    change is served after it. Call from every service that writes articles, mentions, scores or prices."""
+    transaction.on_commit(_generation_bump)
+
+
+def _generation_bump() -> None:
+    try:
+        cache.incr(DATA_GENERATION_KEY)
+    except ValueError:  # never set or evicted: readers start a fresh one themselves
+        pass
 
 
 def article_sentences(article: Article) -> list[str]:
@@ -269,6 +288,7 @@ def articles_score(*, article_ids: list[int]) -> int:
                        for text, p in zip(group, scored, strict=True)],
         ))
     ArticleSentiment.objects.bulk_create(rows, ignore_conflicts=True)
+    finance_data_changed()
     return len(rows)
 
 
@@ -277,6 +297,5 @@ def articles_rescore_all(*, batch: int = SCORE_BATCH) -> int:
     version = ml.active_version(task=ml.Task.FINANCE_SENTIMENT)
     unread = Article.objects.exclude(sentiments__model_version=version).order_by("pk")
     missing = list(unread.values_list("pk", flat=True))
-    for start in range(0, len(missing), batch):
-        current_app.send_task("finance.score_articles", args=[missing[start : start + batch]])
+    articles_score_enqueue(article_ids=missing, batch=batch)
     return len(missing)

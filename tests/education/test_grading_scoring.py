@@ -141,14 +141,26 @@ def test_ridge_dual_form_matches_the_primal_solution():
     assert np.allclose(grading.ridge_predict(model, x), z @ primal + y.mean())
 
 
-def test_a_version_left_running_by_a_lost_worker_is_graded_on_redelivery(assignment, make_essay, embedder):
+def test_a_version_left_running_by_a_lost_worker_is_graded_only_on_the_ledgers_rerun(assignment, make_essay,
+                                                                                      embedder):
     version = make_essay(assignment, GOOD)
     EssayVersion.objects.filter(pk=version.pk).update(grading_state="running", grading_attempts=1)
-    grade = grading.version_grade(version_id=version.pk)
+    assert grading.version_grade(version_id=version.pk) is None  # a stray second delivery does not take it over
+    # The task ledger handed this call the lost worker's run (its attempts are counted and capped there).
+    grade = grading.version_grade(version_id=version.pk, rerun=True)
     assert grade is not None and EssayVersion.objects.get(pk=version.pk).grading_attempts == 2
+    assert grading.version_grade(version_id=version.pk, rerun=True) == grade  # done: never scored twice
+    assert Grade.objects.filter(version=version).count() == 1
+
+
+def test_a_version_the_ledger_gave_up_on_fails_with_a_reason(assignment, make_essay):
+    version = make_essay(assignment, GOOD)
     EssayVersion.objects.filter(pk=version.pk).update(grading_state="running", grading_attempts=3)
-    Grade.objects.all().delete()
-    assert grading.version_grade(version_id=version.pk) is None  # out of attempts: left for a person to look at
+    assert grading.version_grading_gave_up(version_id=version.pk, attempts=3)
+    version.refresh_from_db()
+    assert (version.grading_state, version.grading_error) == (
+        "failed", "Scoring was given up: the worker scoring this version stopped 3 times.")
+    assert not grading.version_grading_gave_up(version_id=version.pk, attempts=3)  # only pending or running ones
 
 
 def test_calibration_and_scoring_count_errors_the_same_way():

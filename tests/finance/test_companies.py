@@ -8,6 +8,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from core.models import TaskRun
 from core.roles import Role
 from finance import tasks
 from finance.models import ArticleTicker, Company, RemovedMention, TickerRedetectRun
@@ -176,8 +177,14 @@ def test_the_re_detect_action_queues_a_run_and_shows_its_count(client_with_roles
     assert len(callbacks) == 1  # the task is sent once the run is committed
     assert "refreshes until it is done" in client.get(response["Location"]).content.decode()
 
-    assert tasks.redetect_tickers(run.pk) == {"scanned": 1, "added": 1}  # what the default-queue worker runs
-    assert tasks.redetect_tickers(run.pk) is None  # a redelivered task finds the run claimed
+    ledger = TaskRun.objects.get(task="finance.redetect_tickers")
+
+    def deliver():  # what the default-queue worker runs with the message sent after commit
+        return tasks.redetect_tickers.apply(args=[run.pk], kwargs={"run_id": ledger.pk},
+                                            task_id=ledger.celery_task_id).get()
+
+    assert deliver() == {"scanned": 1, "added": 1}
+    assert deliver() is None  # a redelivered task finds the run done
     run.refresh_from_db()
     assert (run.state, run.scanned, run.added) == ("done", 1, 1)
     page = client.get(response["Location"])

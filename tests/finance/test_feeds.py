@@ -111,7 +111,7 @@ def test_a_failing_feed_keeps_its_reason(feed_server):
     assert not IngestRun.objects.exists()
 
 
-def test_the_beat_task_queues_one_poll_per_feed(feed_server, monkeypatch):
+def test_the_beat_task_queues_one_poll_per_feed(feed_server, monkeypatch, django_capture_on_commit_callbacks):
     from celery import current_app
 
     feeds.feed_source_save(name="A", feed_url=f"{feed_server}/rss.xml")
@@ -119,7 +119,8 @@ def test_the_beat_task_queues_one_poll_per_feed(feed_server, monkeypatch):
     Source.objects.create(name="CSV only")
     sent = []
     monkeypatch.setattr(current_app, "send_task", lambda name, args=None, **k: sent.append((name, args)))
-    assert poll_feeds.apply().get() == 2
+    with django_capture_on_commit_callbacks(execute=True):  # messages go after commit (task ledger)
+        assert poll_feeds.apply().get() == 2
     assert [name for name, _ in sent] == ["finance.poll_feed", "finance.poll_feed"]
 
 

@@ -144,14 +144,16 @@ def test_activating_a_sentiment_model_requests_a_rescore(source, active_sentimen
     assert sent == ["finance.rescore_all"]
 
 
-def test_rescore_all_queues_what_the_active_version_has_not_read(source, active_sentiment, monkeypatch):
+def test_rescore_all_queues_what_the_active_version_has_not_read(source, active_sentiment, monkeypatch,
+                                                                  django_capture_on_commit_callbacks):
     from celery import current_app
 
     result = services.articles_ingest(source=source, rows=[row(f"Norvale Bank item {i}") for i in range(5)])
     services.articles_score(article_ids=result.accepted[:2])
     sent = []
     monkeypatch.setattr(current_app, "send_task", lambda name, args=None, **k: sent.append((name, args)))
-    assert services.articles_rescore_all(batch=2) == 3
+    with django_capture_on_commit_callbacks(execute=True):  # messages go after commit (task ledger)
+        assert services.articles_rescore_all(batch=2) == 3
     assert sent == [("finance.score_articles", [result.accepted[2:4]]),
                     ("finance.score_articles", [result.accepted[4:]])]
 

@@ -155,13 +155,13 @@ def test_lost_jobs_are_requeued_then_failed_when_attempts_run_out(sentiment_data
     old = timezone.now() - timedelta(hours=1)
     TrainingJob.objects.filter(pk=job.pk).update(state="running", attempts=1, heartbeat_at=old)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert services.jobs_recover() == {"requeued": [job.pk], "failed": []}
+        assert services.jobs_recover() == {"requeued": [job.pk], "failed": [], "resent": []}
     assert len(callbacks) == 1
     job.refresh_from_db()
     assert job.state == "queued" and "worker lost" in job.log_tail
 
     TrainingJob.objects.filter(pk=job.pk).update(state="running", attempts=3, heartbeat_at=old)
-    assert services.jobs_recover() == {"requeued": [], "failed": [job.pk]}
+    assert services.jobs_recover() == {"requeued": [], "failed": [job.pk], "resent": []}
     job.refresh_from_db()
     assert job.state == "failed" and "stopped 3 times" in job.error
 
@@ -172,4 +172,4 @@ def test_a_job_with_fresh_progress_is_left_alone(sentiment_dataset, django_captu
     with django_capture_on_commit_callbacks(execute=False):
         job = services.finetune_start(task=Task.FINANCE_SENTIMENT, dataset=sentiment_dataset)
     TrainingJob.objects.filter(pk=job.pk).update(state="running", attempts=1, heartbeat_at=timezone.now())
-    assert services.jobs_recover() == {"requeued": [], "failed": []}
+    assert services.jobs_recover() == {"requeued": [], "failed": [], "resent": []}

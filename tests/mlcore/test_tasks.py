@@ -85,7 +85,7 @@ def test_a_job_whose_worker_is_killed_resumes_from_its_checkpoint(ml_worker_env,
     row = job_row(job)
     assert row.state == "running"  # nobody has told the database yet
 
-    assert services.jobs_recover(stale_after=timedelta(0)) == {"requeued": [job.pk], "failed": []}
+    assert services.jobs_recover(stale_after=timedelta(0)) == {"requeued": [job.pk], "failed": [], "resent": []}
     with celery_worker(broker_url=ml_worker_env["CELERY_BROKER_URL"], queues="ml", extra_env=ml_worker_env,
                        log_dir=tmp_path):
         row = wait_for(lambda: job_row(job).state in ("succeeded", "failed") and job_row(job), timeout=300,

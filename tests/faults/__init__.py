@@ -1,0 +1,1 @@
+"""Fault tests: workers killed mid-task, the broker restarted with work queued."""

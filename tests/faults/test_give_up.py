@@ -1,0 +1,122 @@
+"""Without workers: education's and finance's rows follow the task ledger when a worker is lost.
+
+The ledger's sweep (core.task_runs_recover) requeues a lost worker's run, and the rerun takes over the row the
+lost worker left running; when attempts run out it fails the run and the app's give-up hook fails its row with a
+reason. The kill -9 itself is exercised with real workers in test_education_faults.py and test_worker_kill.py.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from core import services as core_services
+from core.models import TaskRun
+from core.roles import Role
+from education.models import Calibration, CourseMaterial, Grade
+from education.services import calibration, grading
+from education.services import material as material_services
+from finance.models import TickerRedetectRun
+from finance.services import companies as company_services
+
+pytestmark = pytest.mark.django_db
+
+
+def lost_worker(task: str, *, row_update) -> TaskRun:
+    """The ledger row of `task`, claimed by a worker that then vanished; `row_update()` does what it had done."""
+    run = TaskRun.objects.get(task=task)
+    assert run.state == "queued"
+    assert core_services.task_run_claim(run_id=run.pk, celery_task_id=run.celery_task_id, worker="gone@host")
+    row_update()
+    return run
+
+
+def sweep(django_capture_on_commit_callbacks) -> dict:
+    with django_capture_on_commit_callbacks(execute=False):  # the re-sent messages are not the point here
+        return core_services.task_runs_recover(stale_after=timedelta(0))
+
+
+def test_a_material_whose_worker_was_lost_is_embedded_by_the_ledgers_rerun(
+        course, teacher, tiny_encoder_spec, mlcore_home, django_capture_on_commit_callbacks):
+    from education.tasks.tutor import embed_material
+
+    material = material_services.material_create(course=course, user=teacher, title="Notes", kind="text",
+                                                 text="Thesis statements state the essay's claim. " * 20)
+    run = lost_worker("education.tutor_embed_material", row_update=lambda: CourseMaterial.objects.filter(
+        pk=material.pk).update(state="processing", attempts=1, processing_since=timezone.now()))
+    assert material_services.material_embed(material_id=material.pk) == "skipped"  # a stray delivery: no
+    assert sweep(django_capture_on_commit_callbacks)["requeued"] == [run.pk]
+    row = TaskRun.objects.get(pk=run.pk)
+    # The re-sent message, as a worker would run it (in this process).
+    assert embed_material.apply(args=[material.pk], kwargs={"run_id": run.pk},
+                                task_id=row.celery_task_id).get() == "ready"
+    material.refresh_from_db()
+    assert (material.state, material.attempts, material.error) == ("ready", 2, "")
+    assert all(chunk.embedding for chunk in material.chunks.all())
+    assert TaskRun.objects.get(pk=run.pk).state == "done"
+
+
+def test_a_material_the_ledger_gave_up_on_is_failed_for_the_teacher_to_retry(
+        course, teacher, settings, django_capture_on_commit_callbacks):
+    settings.PARLANCE_TASK_MAX_ATTEMPTS = 1
+    material = material_services.material_create(course=course, user=teacher, title="Notes", kind="text",
+                                                 text="Some course notes.")
+    run = lost_worker("education.tutor_embed_material", row_update=lambda: CourseMaterial.objects.filter(
+        pk=material.pk).update(state="processing", attempts=1, processing_since=timezone.now()))
+    assert sweep(django_capture_on_commit_callbacks)["failed"] == [run.pk]
+    material.refresh_from_db()
+    assert (material.state, material.error) == (
+        "failed", "The worker stopped 1 time while embedding this material; press Retry to embed it again.")
+    assert material_services.material_retry(material=material)  # a new ledger run
+    assert TaskRun.objects.filter(task="education.tutor_embed_material", state="queued").count() == 1
+
+
+def test_a_calibration_the_ledger_gave_up_on_fails_and_frees_the_assignment(
+        assignment, teacher, make_essay, settings, django_capture_on_commit_callbacks):
+    settings.PARLANCE_TASK_MAX_ATTEMPTS = 1
+    for score in (2, 4, 5):
+        version = make_essay(assignment, f"An essay that deserves {score}.")
+        Grade.objects.create(version=version, score=score, raw_score=score, confidence=0.5, teacher_score=score,
+                             overridden_at=timezone.now())
+    cal = calibration.calibration_start(assignment=assignment, user=teacher, finetune=False)
+    run = lost_worker("education.calibrate",
+                      row_update=lambda: Calibration.objects.filter(pk=cal.pk).update(state="running"))
+    assert calibration.calibration_run(calibration_id=cal.pk) == "claimed elsewhere"  # a stray delivery: no
+    with pytest.raises(grading.GradingError, match="already running"):
+        calibration.calibration_start(assignment=assignment, user=teacher, finetune=False)
+    assert sweep(django_capture_on_commit_callbacks)["failed"] == [run.pk]
+    cal.refresh_from_db()
+    assert cal.state == "failed" and cal.finished is not None
+    assert cal.error == "The worker calibrating stopped 1 time; calibration was given up. Start it again."
+    assert calibration.calibration_start(assignment=assignment, user=teacher, finetune=False).state == "queued"
+
+
+def test_a_redetection_the_ledger_gave_up_on_fails_with_a_reason(companies, make_user, settings,
+                                                                  django_capture_on_commit_callbacks):
+    settings.PARLANCE_TASK_MAX_ATTEMPTS = 1
+    redetect = company_services.redetect_start(company=companies["NRVB"], user=make_user(Role.ANALYST), days=3)
+    run = lost_worker("finance.redetect_tickers", row_update=lambda: TickerRedetectRun.objects.filter(
+        pk=redetect.pk).update(state="running"))
+    assert TaskRun.objects.get(pk=run.pk).args == [redetect.pk]
+    assert sweep(django_capture_on_commit_callbacks)["failed"] == [run.pk]
+    redetect.refresh_from_db()
+    assert (redetect.state, redetect.error) == (
+        "failed", "The worker stopped 1 time during the re-detection; it was given up. Start it again.")
+    assert redetect.finished_at is not None
+
+
+def test_a_failing_give_up_hook_does_not_undo_the_runs_failure(settings, django_capture_on_commit_callbacks,
+                                                                monkeypatch):
+    settings.PARLANCE_TASK_MAX_ATTEMPTS = 1
+    seen = []
+
+    def broken(run):
+        seen.append(run.state)
+        raise RuntimeError("hook bug")
+
+    monkeypatch.setitem(core_services._GIVE_UP_HOOKS, "faults.test_task", broken)
+    with django_capture_on_commit_callbacks(execute=False):
+        core_services.task_run_enqueue(task="faults.test_task", args=[1])
+    run = lost_worker("faults.test_task", row_update=lambda: None)
+    assert sweep(django_capture_on_commit_callbacks)["failed"] == [run.pk]
+    assert seen == ["failed"] and TaskRun.objects.get(pk=run.pk).state == "failed"
