@@ -116,8 +116,9 @@ def report_csv(*, report: Report) -> str:
     writer = csv.writer(out)
     writer.writerow(["symbol", "name", "sector", "stories", "score", "bucket", "previous", "change"])
     for row in report.summary["companies"]:
-        writer.writerow([row[k] for k in ("symbol", "name", "sector", "stories", "score", "bucket", "previous",
-                                          "change")])
+        # Names and sectors are typed by analysts: none may reach a spreadsheet as a formula.
+        writer.writerow([_spreadsheet_safe(row[k]) if isinstance(row[k], str) else row[k]
+                         for k in ("symbol", "name", "sector", "stories", "score", "bucket", "previous", "change")])
     return out.getvalue()
 
 
@@ -167,3 +168,7 @@ def report_scheduled_run(*, schedule_id: int) -> Report | None:
     today = timezone.now().astimezone(ZoneInfo(schedule.timezone)).date()
     start, end = report_period(frequency=schedule.frequency, today=today)
     return report_generate(watchlist=schedule.watchlist, start=start, end=end, schedule=schedule)
+
+
+def _spreadsheet_safe(value: str) -> str:
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -109,7 +109,10 @@ def read_csv(
     missing = [name for name, position in positions.items() if position is None]
     if missing:
         found = ", ".join(f'"{name}"' for name in header)
-        raise DataError(f'{filename} has no column "{missing[0]}". The columns in its header are: {found}.')
+        columns = (f"The columns in its header are: {found}." if header else
+                   "Its first row cannot be read as a header row (an unclosed quote, or a value over "
+                   f"{csv.field_size_limit():,} characters).")
+        raise DataError(f'{filename} has no column "{missing[0]}". {columns}')
 
     result = ReadResult()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -398,6 +401,9 @@ def _decode(data: bytes, *, filename: str) -> str:
         f"{filename} does not look like a text file (it contains binary data). "
         "Upload a CSV, JSON Lines or plain text file; save a spreadsheet as CSV first."
     )
+    if data.lstrip()[:5] == b"%PDF-":  # a PDF written without binary bytes would otherwise read as text
+        raise DataError(f"{filename} is a PDF document, not a text file. Save its text as plain text or CSV and "
+                        "upload that.")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             text = data.decode("utf-16")

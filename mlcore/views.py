@@ -108,8 +108,13 @@ def dataset_rejected_csv(request, dataset_id):
     writer = csv.writer(response)
     writer.writerow(["line", "reason", "text"])
     for row in selectors.dataset_rejected(dataset=dataset):
-        writer.writerow([row.get("line"), row.get("reason"), row.get("text")])
+        writer.writerow([row.get("line"), row.get("reason"), _spreadsheet_safe(row.get("text") or "")])
     return response
+
+
+def _spreadsheet_safe(value: str) -> str:
+    # Rejected texts come straight from uploads: a cell starting with = + - @ is a formula to a spreadsheet.
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @role_required(Role.OPERATOR)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from finance.models import Company, DailyPrice, PriceUpload
+from finance.services.ingest import finance_data_changed
 from mlcore.data import DataError, decode_text
 
 PRICES_MAX_BYTES = 5 * 1024 * 1024
@@ -106,6 +107,7 @@ def prices_upload(*, user, data: bytes, filename: str) -> PriceUpload:
                 unchanged += 1
         DailyPrice.objects.bulk_create(new, batch_size=1000)
         DailyPrice.objects.bulk_update(changed, ["close"], batch_size=1000)
+        finance_data_changed()
         return PriceUpload.objects.create(
             user=user if user is not None and user.is_authenticated else None, filename=filename[:255],
             rows=len(table.rows) + len(table.rejected), accepted=len(new), updated=len(changed),
@@ -115,7 +117,10 @@ def prices_upload(*, user, data: bytes, filename: str) -> PriceUpload:
 
 def _delimiter(header_line: str) -> str:
     for delimiter in _DELIMITERS:
-        names = [name.strip().casefold() for name in next(csv.reader([header_line], delimiter=delimiter), [])]
+        try:
+            names = [name.strip().casefold() for name in next(csv.reader([header_line], delimiter=delimiter), [])]
+        except csv.Error:  # e.g. a header longer than the csv module's field limit; reading the file reports it
+            continue
         if all(column in names for column in PRICE_COLUMNS):
             return delimiter
     return ","
