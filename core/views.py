@@ -25,13 +25,24 @@ def healthz(request):
     return JsonResponse(health, status=503 if health["status"] == "down" else 200)
 
 
+def _is_api(request) -> bool:
+    # A program calling the JSON API gets its errors as JSON (as the schema says), not as an HTML page.
+    return request.path.startswith("/api/")
+
+
 def permission_denied(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"detail": str(exception or "") or "You do not have permission to do this."}, status=403)
     return render(request, "403.html", {"reason": str(exception or "")}, status=403)
 
 
 def page_not_found(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
     return render(request, "404.html", status=404)
 
 
 def server_error(request):
+    if _is_api(request):
+        return JsonResponse({"detail": "Something went wrong on our side; nothing was saved half-way."}, status=500)
     return render(request, "500.html", status=500)

@@ -1,16 +1,17 @@
 """JSON API of mlcore for operators' programs: versions, datasets and training jobs (read, start, cancel)."""
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.openapi import ErrorSerializer
 from core.roles import Role, api_role_permission
 from mlcore import selectors, services
 from mlcore.models import Dataset, ModelVersion, Task, TrainingJob
 
 IsOperator = api_role_permission(Role.OPERATOR)
+CONFLICT = OpenApiResponse(ErrorSerializer, description="Not in a state that allows this; `detail` says why")
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -56,7 +57,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
                 qs = qs.filter(**{field: value})
         return qs
 
-    @extend_schema(request=None, responses=ModelVersionSerializer)
+    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
         try:
@@ -91,10 +92,10 @@ class TrainingJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(TrainingJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=TrainingJobSerializer)
+    @extend_schema(request=None, responses={200: TrainingJobSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        job = get_object_or_404(TrainingJob, pk=pk)
+        job = self.get_object()  # DRF's lookup: an id that is not a number is a 404, not a 500
         try:
             job = services.finetune_cancel(job=job)
         except services.RegistryError as exc:
