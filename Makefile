@@ -11,7 +11,7 @@ LLAMACPP := llama-cpp-python==0.3.36
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run setup test test-fast lint check-deploy clean
+.PHONY: install run setup test test-fast test-e2e lint check-deploy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test: install
 
 test-fast: install
 	$(BIN)/pytest -m "not realmodel and not worker" $(PYTEST_ARGS)
+
+# The browser journeys alone (headless Chromium from PARLANCE_CHROMIUM, default /usr/bin/chromium); screenshots
+# of every page go to var/e2e-screenshots/<journey>/ (or $PARLANCE_E2E_SCREENSHOTS).
+test-e2e: install
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -264,7 +264,8 @@ def watchlist_delete(request, watchlist_id):
 def reports(request):
     action = request.POST.get("action")
     schedule_form = ReportScheduleForm(request.POST if action == "schedule" else None, owner=request.user)
-    now_form = ReportNowForm(request.POST if action == "now" else None, owner=request.user)
+    # Its own ids: both forms have a watchlist field, and duplicate ids tie the labels to the wrong form.
+    now_form = ReportNowForm(request.POST if action == "now" else None, owner=request.user, auto_id="now_%s")
     if schedule_form.is_bound and schedule_form.is_valid():
         d = schedule_form.cleaned_data
         try:
