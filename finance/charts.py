@@ -9,6 +9,23 @@ def _days(series) -> list[str]:
     return [str(d) for d in series]
 
 
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+def _day_axis(days: list[str]) -> dict:
+    """An x axis of calendar days: labelled as dates, one tick per day over a short span (Plotly would otherwise
+    subdivide a day or two into hours and fractions of a second)."""
+    axis = {"type": "date", "tickformat": "%b %-d\n%Y"}
+    if not days:
+        return axis
+    first, last = pd.Timestamp(min(days)), pd.Timestamp(max(days))
+    if (last - first).days <= 14:
+        axis["dtick"] = DAY_MS
+    if (last - first).days < 2:  # a day or two: half a day either side, so the bars are not cut in half
+        axis["range"] = [str(first - pd.Timedelta(hours=12)), str(last + pd.Timedelta(hours=12))]
+    return axis
+
+
 def market_figure(daily: pd.DataFrame) -> dict | None:
     """Market-wide daily score (bars coloured by sign) with the story count on a second axis."""
     if daily.empty:
@@ -24,6 +41,7 @@ def market_figure(daily: pd.DataFrame) -> dict | None:
              "name": "stories", "yaxis": "y2", "line": {"color": "#9aa5b8", "dash": "dot"}},
         ],
         "layout": {"height": 340, "margin": {"t": 10, "r": 50, "b": 40, "l": 50},
+                   "xaxis": _day_axis(_days(daily["day"])),
                    "yaxis": {"title": {"text": "score (P(pos) − P(neg))"}, "range": [-1, 1], "zeroline": True},
                    "yaxis2": {"title": {"text": "stories"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
                    "legend": {"orientation": "h", "y": -0.2}, "bargap": 0.2},
@@ -45,7 +63,9 @@ def sector_heatmap(daily_sector: pd.DataFrame) -> dict | None:
             "colorscale": RED_TO_GREEN, "zmin": -1, "zmax": 1, "zmid": 0,
             "colorbar": {"title": {"text": "score"}},
         }],
-        "layout": {"height": 80 + 28 * len(grid.index), "margin": {"t": 10, "r": 10, "b": 40, "l": 170}},
+        "layout": {"height": 80 + 28 * len(grid.index), "margin": {"t": 10, "r": 10, "b": 40, "l": 170},
+                   # Days as categories: one cell each (on a date axis a single day's cell is a sliver).
+                   "xaxis": {"type": "category", "nticks": 12}},
     }
 
 
@@ -79,6 +99,7 @@ def ticker_figure(daily: pd.DataFrame, prices: pd.DataFrame, headlines: list[dic
     return {
         "data": data,
         "layout": {"height": 380, "margin": {"t": 10, "r": 60, "b": 40, "l": 50},
+                   "xaxis": _day_axis(sorted({x for trace in data for x in trace["x"]})),
                    "yaxis": {"title": {"text": "sentiment"}, "range": [-1, 1]},
                    "yaxis2": {"title": {"text": "price"}, "overlaying": "y", "side": "right"},
                    "legend": {"orientation": "h", "y": -0.2}},
@@ -112,7 +133,7 @@ def sector_figure(series: pd.DataFrame, *, period: str = "day") -> dict | None:
                  "yaxis": "y2", "line": {"color": "#9aa5b8", "dash": "dot"}})
     return {
         "data": data,
-        "layout": {"height": 340, "margin": {"t": 10, "r": 50, "b": 40, "l": 50},
+        "layout": {"height": 340, "margin": {"t": 10, "r": 50, "b": 40, "l": 50}, "xaxis": _day_axis(x),
                    "yaxis": {"title": {"text": "score (P(pos) − P(neg))"}, "range": [-1, 1], "zeroline": True},
                    "yaxis2": {"title": {"text": "stories"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
                    "legend": {"orientation": "h", "y": -0.2}, "bargap": 0.2},

@@ -35,12 +35,10 @@ def _round(value, digits=4):
 def dashboard(request):
     form = DashboardFilterForm(request.GET or None)
     w = form.window()
-    frame = selectors.mentions_frame(start=w["start"], end=w["end"], source_ids=w["source_ids"])
-    market = selectors.daily_market(frame)
-    sectors = selectors.daily_by_sector(frame)
-    moved = selectors.movers(frame, end=w["end"])
-    heads = selectors.headlines(start=w["start"], end=w["end"], query=w["q"], source_ids=w["source_ids"],
-                                limit=HEADLINES_SHOWN if request.GET.get("export") != "headlines" else 10_000)
+    data = selectors.dashboard_data(
+        start=w["start"], end=w["end"], source_ids=w["source_ids"], query=w["q"],
+        headlines_limit=HEADLINES_SHOWN if request.GET.get("export") != "headlines" else 10_000)
+    market, sectors, moved, heads = data["market"], data["sectors"], data["movers"], data["headlines"]
     stamp = f"{w['start']}_{w['end']}"
     match request.GET.get("export"):
         case "market":
@@ -61,10 +59,9 @@ def dashboard(request):
                         ([h["published_at"].isoformat(), h["source"], h["sources"], h["title"], h["url"],
                           _round(h["score"]), h["label"]] for h in heads))
     return render(request, "finance/dashboard.html", {
-        "form": form, "window": w, "status": selectors.sentiment_status(),
+        "form": form, "window": w, "status": data["status"],
         "market_chart": charts.market_figure(market), "sector_chart": charts.sector_heatmap(sectors),
-        "movers": moved, "headlines": heads, "has_news": not frame.empty,
-        "sectors": selectors.sectors_summary(frame),
+        "movers": moved, "headlines": heads, "has_news": data["has_news"], "sectors": data["sectors_summary"],
         "query": request.GET.urlencode(),
     })
 

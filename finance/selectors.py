@@ -5,10 +5,14 @@ to its story, not an article. Scores are relevance-weighted means of P(pos) − 
 active sentiment version, bucketed the Alpha Vantage way.
 """
 
+import time as clock
 from datetime import date, datetime, time, timedelta
 
 import pandas as pd
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from finance.models import Article, ArticleSentiment, ArticleTicker
@@ -16,6 +20,25 @@ from mlcore import api as ml
 
 MENTION_COLUMNS = ["article", "published_at", "symbol", "company", "sector", "relevance", "score", "label",
                    "source", "sources"]
+
+
+# Dashboards computed from the same data are shared between analysts for this long; any change to finance data
+# (articles, mentions, scores, prices) bumps the generation first, so a cached dashboard is never stale.
+DASHBOARD_CACHE_SECONDS = 60
+DATA_GENERATION_KEY = "finance:data-generation"
+PER_PROCESS_CACHES = ("django.core.cache.backends.locmem.LocMemCache", "django.core.cache.backends.dummy.DummyCache")
+
+
+def data_generation() -> int | None:
+    """The finance data generation, or None when the default cache is per process: a worker's bump would not
+    reach this process there, so nothing may be cached."""
+    if settings.CACHES["default"]["BACKEND"] in PER_PROCESS_CACHES:
+        return None
+    generation = cache.get(DATA_GENERATION_KEY)
+    if generation is None:  # never set, or evicted: a fresh value no cached entry can carry
+        cache.add(DATA_GENERATION_KEY, clock.time_ns(), timeout=None)
+        generation = cache.get(DATA_GENERATION_KEY)
+    return generation
 
 
 def bucket(score: float) -> str:
@@ -36,6 +59,13 @@ def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return datetime.combine(start, time.min, tzinfo=tz), datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz)
 
 
+def _copies_plus_one(leader: str):
+    """The number of sources of the story led by the article `leader` names: itself plus its syndicated copies."""
+    copies = Article.objects.filter(cluster_leader_id=OuterRef(leader)).order_by().values("cluster_leader_id") \
+        .annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(copies, output_field=IntegerField()), 0) + 1
+
+
 def mentions_frame(*, start: date, end: date, symbols: list[str] | None = None,
                    source_ids: list[int] | None = None) -> pd.DataFrame:
     """One row per (story, company) in [start, end] with the active version's score; one query."""
@@ -53,12 +83,13 @@ def mentions_frame(*, start: date, end: date, symbols: list[str] | None = None,
         mentions = mentions.filter(company__symbol__in=symbols)
     if source_ids:
         mentions = mentions.filter(article__source_id__in=source_ids)
-    rows = mentions.annotate(copies=Count("article__syndicated_copies", distinct=True)).values_list(
+    # Copies are counted per row by a correlated subquery (an index lookup on cluster_leader): a Count over the
+    # join would GROUP BY every selected column, which sorts the whole window (on disk at 100k articles).
+    rows = mentions.annotate(sources=_copies_plus_one("article_id")).values_list(
         "article_id", "article__published_at", "company__symbol", "company__name", "company__sector", "relevance",
-        "article__sentiments__score", "article__sentiments__label", "article__source__name", "copies",
+        "article__sentiments__score", "article__sentiments__label", "article__source__name", "sources",
     )
     frame = pd.DataFrame(list(rows), columns=MENTION_COLUMNS)
-    frame["sources"] = frame["sources"] + 1
     frame["published_at"] = pd.to_datetime(frame["published_at"], utc=True)
     frame["day"] = frame["published_at"].dt.tz_convert(timezone.get_current_timezone()).dt.date
     return frame
@@ -135,10 +166,12 @@ def headlines(*, start: date, end: date, symbol: str | None = None, query: str =
     """
     lo, hi = _day_bounds(start, end)
     qs = Article.objects.filter(published_at__gte=lo, published_at__lt=hi, cluster_leader__isnull=True)
+    # Ticker filters are semi-joins (no DISTINCT) and the per-story values are correlated subqueries (no GROUP BY),
+    # so for "newest" PostgreSQL walks the published_at index and computes them for the `limit` rows shown only.
     if symbol:
-        qs = qs.filter(tickers__company__symbol=symbol)
+        qs = qs.filter(pk__in=ArticleTicker.objects.filter(company__symbol=symbol).values("article_id"))
     if symbols is not None:
-        qs = qs.filter(tickers__company__symbol__in=symbols).distinct()
+        qs = qs.filter(pk__in=ArticleTicker.objects.filter(company__symbol__in=symbols).values("article_id"))
     if query:
         qs = qs.filter(Q(title__icontains=query) | Q(body__icontains=query))
     if source_ids:
@@ -150,15 +183,47 @@ def headlines(*, start: date, end: date, symbol: str | None = None, query: str =
     readings = ArticleSentiment.objects.filter(article=OuterRef("pk"), model_version=version)
     qs = qs.annotate(
         score=Subquery(readings.values("score")[:1]), label=Subquery(readings.values("label")[:1]),
-        copies=Count("syndicated_copies", distinct=True),
-    ).select_related("source")
+        sources=_copies_plus_one("pk"),
+    )
     ordering = {"newest": ["-published_at", "-id"],
                 "most positive": [F("score").desc(nulls_last=True), "-published_at"],
                 "most negative": [F("score").asc(nulls_last=True), "-published_at"]}[order]
-    qs = qs.order_by(*ordering)[:limit]
-    return [{"id": a.pk, "title": a.title, "url": a.url, "published_at": a.published_at, "source": a.source.name,
-             "score": a.score, "label": a.label, "bucket": bucket(a.score) if a.score is not None else "",
-             "sources": a.copies + 1} for a in qs]
+    rows = qs.order_by(*ordering).values("id", "title", "url", "published_at", "source__name", "score", "label",
+                                         "sources")[:limit]
+    return [{"id": r["id"], "title": r["title"], "url": r["url"], "published_at": r["published_at"],
+             "source": r["source__name"], "score": r["score"], "label": r["label"],
+             "bucket": bucket(r["score"]) if r["score"] is not None else "", "sources": r["sources"]} for r in rows]
+
+
+def dashboard_data(*, start: date, end: date, source_ids: list[int], query: str = "",
+                   headlines_limit: int = 50) -> dict:
+    """The market dashboard's numbers: daily market and sector scores, movers, sector table, headlines and the
+    sentiment version's progress.
+
+    Cached (keyed on the filters, the active sentiment version and the data generation) where the cache is shared.
+    """
+    try:
+        version_id = ml.active_version(task=ml.Task.FINANCE_SENTIMENT).pk
+    except ml.NoActiveVersion:
+        version_id = None
+    generation = data_generation()
+    key = None
+    if generation is not None:
+        key = "finance:dashboard:" + ":".join(str(part) for part in (
+            generation, version_id, start, end, ",".join(map(str, sorted(source_ids))), headlines_limit, query))
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    frame = mentions_frame(start=start, end=end, source_ids=source_ids)
+    data = {
+        "market": daily_market(frame), "sectors": daily_by_sector(frame), "movers": movers(frame, end=end),
+        "sectors_summary": sectors_summary(frame), "has_news": not frame.empty,
+        "headlines": headlines(start=start, end=end, query=query, source_ids=source_ids, limit=headlines_limit),
+        "status": sentiment_status(),
+    }
+    if key is not None:
+        cache.set(key, data, DASHBOARD_CACHE_SECONDS)
+    return data
 
 
 def price_frame(*, symbol: str, start: date, end: date) -> pd.DataFrame:

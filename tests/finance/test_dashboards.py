@@ -2,6 +2,8 @@
 
 import csv
 import io
+import os
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,9 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.roles import Role
+from finance import services
 from finance.models import Article, ArticleSentiment, ArticleTicker, DailyPrice
 from mlcore import services as ml_services
 from mlcore.models import Family, Task
+from tests.workers import require_redis
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +121,95 @@ def test_bad_filters_fall_back_with_a_message_not_a_500(client_with_roles, score
 def test_search_filters_headlines(client_with_roles, scored_news):
     response = client_with_roles(Role.ANALYST).get(reverse("finance:dashboard"), {"q": "story 11"})
     assert [h["title"] for h in response.context["headlines"]] == ["Norvale story 11"]
+
+
+@pytest.fixture
+def shared_cache(settings):
+    """The default cache in Redis, as in production (DJANGO_CACHE_URL), under a key prefix of this test's own."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    require_redis(url)
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                                   "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+
+
+def test_analysts_share_one_dashboard_computation(client_with_roles, scored_news, shared_cache):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = client_with_roles(Role.ANALYST).get(reverse("finance:dashboard"))
+    with CaptureQueriesContext(connection) as queries:
+        second = client_with_roles(Role.ANALYST).get(reverse("finance:dashboard"))
+    assert not [q["sql"] for q in queries.captured_queries if "finance_article" in q["sql"]]
+    for key in ("headlines", "movers", "sectors", "market_chart", "sector_chart", "status"):
+        assert second.context[key] == first.context[key]
+    assert "Norvale story 0" in second.content.decode()
+    # Another window is another computation.
+    other = client_with_roles(Role.ANALYST).get(reverse("finance:dashboard"), {"q": "story 11"})
+    assert [h["title"] for h in other.context["headlines"]] == ["Norvale story 11"]
+
+
+def test_a_cached_dashboard_shows_news_as_soon_as_it_is_scored(client_with_roles, source, companies,
+                                                                active_sentiment, shared_cache,
+                                                                django_capture_on_commit_callbacks):
+    client = client_with_roles(Role.ANALYST)
+    assert "No scored news in this window" in client.get(reverse("finance:dashboard")).content.decode()
+    result = services.articles_ingest(source=source, rows=[{
+        "title": "Norvale Bank profit rose", "body": "Shares jumped.", "url": "",
+        "published_at": timezone.now().isoformat()}])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.articles_score(article_ids=result.accepted) == 1
+    html = client.get(reverse("finance:dashboard")).content.decode()
+    assert "Norvale Bank profit rose" in html and "read 1 of 1 articles" in html
+
+
+def test_a_price_upload_invalidates_cached_dashboards(scored_news, shared_cache, django_capture_on_commit_callbacks):
+    from finance import selectors
+    from finance.services.prices import prices_upload
+
+    before = selectors.data_generation()
+    with django_capture_on_commit_callbacks(execute=True):
+        prices_upload(user=None, data=b"symbol,date,close\nNRVB,2026-01-05,41.5\n", filename="p.csv")
+    assert selectors.data_generation() == before + 1
+
+
+def test_without_a_shared_cache_nothing_is_cached(settings):
+    from finance import selectors
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert selectors.data_generation() is None
+
+
+def test_analysts_ticker_edits_invalidate_cached_dashboards(scored_news, shared_cache, make_user,
+                                                            django_capture_on_commit_callbacks):
+    from finance import selectors
+    from finance.services import companies as company_services
+
+    user = make_user(Role.ANALYST)
+    mention = ArticleTicker.objects.select_related("article").first()
+    steps = [
+        lambda: company_services.mention_set_relevance(mention=mention, relevance=0.5, user=user),
+        lambda: company_services.mention_remove(mention=mention, user=user),
+        lambda: company_services.mention_add(article=mention.article, symbol=mention.company.symbol, relevance=1,
+                                             user=user),
+    ]
+    for step in steps:
+        before = selectors.data_generation()
+        with django_capture_on_commit_callbacks(execute=True):
+            step()
+        assert selectors.data_generation() == before + 1
+
+
+def test_day_charts_tick_by_day_over_a_short_span_and_never_split_a_day():
+    import pandas as pd
+
+    from finance import charts
+
+    one_day = pd.DataFrame({"day": [timezone.now().date()], "score": [0.2], "articles": [3]})
+    axis = charts.market_figure(one_day)["layout"]["xaxis"]
+    assert axis["type"] == "date" and axis["dtick"] == 24 * 60 * 60 * 1000
+    start, end = (pd.Timestamp(x) for x in axis["range"])
+    assert end - start == pd.Timedelta(days=1)
+    days = pd.date_range("2026-01-01", periods=60).date
+    long = pd.DataFrame({"day": days, "score": [0.1] * 60, "articles": [1] * 60})
+    axis = charts.market_figure(long)["layout"]["xaxis"]
+    assert "dtick" not in axis and "range" not in axis  # Plotly spaces the ticks of two months itself
