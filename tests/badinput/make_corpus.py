@@ -5,11 +5,16 @@ Files over ~50 KB (the 1 MB single line) are never written here: tests build the
 
 import io
 import struct
+import sys
 import zipfile
 import zlib
 from pathlib import Path
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent.parent))  # the repository root, when run as a script
+
+from tests.pdfs import text_pdf as pdf_bytes  # noqa: E402
+
 HEADER = "title,body,url,published_at\n"
 GOOD_ROW = "Norvale Bank profit rose,Quarterly profit rose 8%.,https://news.example/a1,2026-03-02T10:00:00Z\n"
 GOOD_ROW_2 = "Kestrel Air shares jumped,Shares jumped on record sales.,https://news.example/a2,2026-03-02T11:00:00Z\n"
@@ -31,28 +36,6 @@ def zip_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def pdf_bytes(pages: list[str], *, fonts: bool = True) -> bytes:
-    """A small valid PDF, one line of Helvetica per page (same construction as tests/education/conftest.py)."""
-    objects = ["<< /Type /Catalog /Pages 2 0 R >>", None, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    kids = []
-    for text in pages:
-        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET" if text else ""
-        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
-        content = len(objects)
-        resources = "/Resources << /Font << /F1 3 0 R >> >>" if fonts else ""
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content} 0 R {resources} >>")
-        kids.append(f"{len(objects)} 0 R")
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
-    out = b"%PDF-1.4\n"
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return out
 
 
 def encrypted_pdf() -> bytes:
