@@ -77,7 +77,8 @@ def ticker(request, symbol: str):
     daily = selectors.daily_by_ticker(frame)
     prices = selectors.price_frame(symbol=company.symbol, start=w["start"], end=w["end"])
     heads = selectors.headlines(start=w["start"], end=w["end"], symbol=company.symbol, query=w["q"],
-                                source_ids=w["source_ids"], limit=500)
+                                source_ids=w["source_ids"],
+                                limit=500 if request.GET.get("export") != "headlines" else 10_000)
     returns = dict(zip(prices["day"], prices["ret"], strict=True)) if not prices.empty else {}
     rows = [{"day": r.day, "articles": r.articles, "score": r.score, "bucket": r.bucket, "rolling": r.rolling_7d,
              "ret": returns.get(r.day)} for r in daily.itertuples()]
@@ -94,7 +95,9 @@ def ticker(request, symbol: str):
                           _round(h["score"]), h["label"]] for h in heads))
     score = float((frame["score"] * frame["relevance"]).sum() / frame["relevance"].sum()) if not frame.empty else None
     return render(request, "finance/ticker.html", {
-        "company": company, "form": form, "window": w, "rows": rows[::-1], "headlines": heads,
+        "company": company, "form": form, "window": w, "rows": rows[::-1],
+        # The chart and the histogram read up to 500; the table shows the newest (the CSV has them all).
+        "headlines": heads[:HEADLINES_SHOWN], "headlines_total": len(heads),
         "lead_lag": selectors.lead_lag(daily, prices),
         "chart": charts.ticker_figure(daily, prices, heads),
         "distribution": charts.distribution_figure([h["score"] for h in heads if h["score"] is not None]),

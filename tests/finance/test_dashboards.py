@@ -213,3 +213,22 @@ def test_day_charts_tick_by_day_over_a_short_span_and_never_split_a_day():
     long = pd.DataFrame({"day": days, "score": [0.1] * 60, "articles": [1] * 60})
     axis = charts.market_figure(long)["layout"]["xaxis"]
     assert "dtick" not in axis and "range" not in axis  # Plotly spaces the ticks of two months itself
+
+
+def test_the_ticker_page_lists_the_newest_headlines_and_the_csv_all(client_with_roles, scored_news, source,
+                                                                    companies):
+    for i in range(12, 60):
+        when = timezone.now() - timedelta(hours=i)
+        a = Article.objects.create(source=source, title=f"Norvale extra {i}", published_at=when,
+                                   content_hash=f"x{i:039d}", url=f"https://harbor.example/x{i}")
+        ArticleSentiment.objects.create(article=a, model_version=scored_news, score=0.1, label="neutral",
+                                        p_positive=0.3, p_negative=0.2, p_neutral=0.5)
+        ArticleTicker.objects.create(article=a, company=companies["NRVB"], relevance=1.0, detected_by="name")
+    client = client_with_roles(Role.ANALYST)
+    response = client.get(reverse("finance:ticker", args=["NRVB"]))
+    assert len(response.context["headlines"]) == 50 and response.context["headlines_total"] == 60
+    assert "The newest 50 of 60; the CSV holds every one." in response.content.decode()
+    newest = Article.objects.filter(tickers__company=companies["NRVB"]).order_by("-published_at")[:50]
+    assert [h["title"] for h in response.context["headlines"]] == [a.title for a in newest]
+    exported = client.get(reverse("finance:ticker", args=["NRVB"]), {"export": "headlines"}).content.decode()
+    assert len(list(csv.DictReader(io.StringIO(exported)))) == 60
