@@ -353,6 +353,7 @@ CELERY_BEAT_SCHEDULE = {
     "finance-poll-feeds": {"task": "finance.poll_feeds", "schedule": 15 * 60.0},
     "entertainment-recover-lost-generations": {"task": "entertainment.jobs_recover", "schedule": 60.0},
     "education-recover-stalled-materials": {"task": "education.materials_recover", "schedule": 5 * 60.0},
+    "education-recover-lost-calibration-polls": {"task": "education.calibrations_recover", "schedule": 5 * 60.0},
 }
 
 LOGGING = {

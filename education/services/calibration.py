@@ -8,10 +8,12 @@ its validation QWK beats the ridge's cross-validated QWK (with few essays it rar
 
 import json
 import logging
+from datetime import timedelta
 
 import numpy as np
 from celery import current_app
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.services import task_run_enqueue
@@ -214,6 +216,24 @@ def calibration_finish(*, calibration_id: int) -> str:
                 + (", too few to trust" if n_val < FINETUNE_MIN_VALIDATION else "") + ").")
     _finish(calibration)
     return Calibration.State.DONE
+
+
+FINISH_LOST_AFTER = timedelta(minutes=10)
+
+
+def calibrations_recover(*, lost_after: timedelta = FINISH_LOST_AFTER) -> list[int]:
+    """Finish calibrations still "training" long after their fine-tune ended (beat).
+
+    `education.calibration_finish` polls the job every few seconds; when its message is lost (a restarted
+    broker keeps nothing), the calibration would stay "training" and block every later calibration of the
+    assignment. A job that ended more than `lost_after` ago (or was deleted) means the poller is gone.
+    """
+    cutoff = timezone.now() - lost_after
+    stuck = Calibration.objects.filter(state=Calibration.State.TRAINING).filter(
+        Q(training_job__isnull=True)
+        | Q(training_job__finished_at__lt=cutoff) & ~Q(training_job__state__in=ml.TrainingJob.ACTIVE_STATES)
+    ).values_list("pk", flat=True)
+    return [pk for pk in stuck if calibration_finish(calibration_id=pk) == Calibration.State.DONE]
 
 
 def _finish(calibration: Calibration) -> None:

@@ -42,6 +42,12 @@ def calibration_finish(self, calibration_id: int) -> str:
     return state
 
 
+@shared_task(name="education.calibrations_recover", acks_late=True, max_retries=0)
+def calibrations_recover() -> list[int]:
+    """Beat: finish calibrations whose polling task was lost after their fine-tune ended."""
+    return calibration.calibrations_recover()
+
+
 task_run_on_give_up(grading.GRADE_TASK, lambda run: grading.version_grading_gave_up(
     version_id=run.args[0], attempts=run.attempts))
 task_run_on_give_up(calibration.CALIBRATE_TASK, lambda run: calibration.calibration_gave_up(

@@ -120,3 +120,34 @@ def test_a_failing_give_up_hook_does_not_undo_the_runs_failure(settings, django_
     run = lost_worker("faults.test_task", row_update=lambda: None)
     assert sweep(django_capture_on_commit_callbacks)["failed"] == [run.pk]
     assert seen == ["failed"] and TaskRun.objects.get(pk=run.pk).state == "failed"
+
+
+def test_a_calibration_whose_finish_poll_was_lost_is_finished_by_the_sweep(assignment):
+    """The poll (education.calibration_finish) is a message too: a restarted broker loses it. The sweep finishes
+    calibrations whose fine-tune ended long ago, and leaves alone those whose poll may still be on its way."""
+    from mlcore.models import Dataset, Task, TrainingJob
+
+    dataset = Dataset.objects.create(name="grades", kind="regression", source_name="grades.jsonl", path="x.jsonl")
+
+    def training(**job) -> Calibration:
+        made = TrainingJob.objects.create(task=Task.ESSAY_SCORE, dataset=dataset, **job) if job else None
+        return Calibration.objects.create(assignment=assignment, state=Calibration.State.TRAINING, training_job=made)
+
+    hour_ago, minute_ago = timezone.now() - timedelta(hours=1), timezone.now() - timedelta(minutes=1)
+    running = training(state="running")
+    assert calibration.calibrations_recover() == []  # the fine-tune is still running: its poll waits for it
+    TrainingJob.objects.filter(pk=running.training_job_id).update(state="failed", error="out of memory",
+                                                                  finished_at=minute_ago)
+    assert calibration.calibrations_recover() == []  # just ended: the poll may still come
+    TrainingJob.objects.filter(pk=running.training_job_id).update(finished_at=hour_ago)
+    assert calibration.calibrations_recover() == [running.pk]
+    running.refresh_from_db()
+    assert running.state == "done" and running.finished is not None
+    assert running.scorer_reason == ("The encoder fine-tune failed (out of memory); ridge regression over "
+                                     "embeddings is used.")
+
+    orphan = training()  # its job was deleted
+    assert calibration.calibrations_recover() == [orphan.pk]
+    orphan.refresh_from_db()
+    assert (orphan.state, orphan.scorer_reason) == ("done", "The fine-tune job was deleted; ridge regression is used.")
+    assert calibration.calibrations_recover() == []  # nothing left; done ones are not finished twice
