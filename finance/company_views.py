@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.roles import Role, role_required
+from core.spreadsheets import spreadsheet_safe
 from finance import selectors
 from finance.forms import CompanyForm, MentionAddForm, MentionRelevanceForm, PriceUploadForm, RedetectForm
 from finance.models import Article, ArticleTicker, Company, PriceUpload, TickerRedetectRun
@@ -19,12 +20,6 @@ from mlcore.data import DataError
 COMPANIES_SHOWN = 500
 RECENT_PRICE_UPLOADS = 10
 PROBLEMS_SHOWN = 200
-
-
-def _spreadsheet_safe(value) -> str:
-    value = "" if value is None else str(value)
-    # A cell starting with = + - @ is a formula to a spreadsheet; these values come from uploads.
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 # --- companies -------------------------------------------------------------------------------------
@@ -41,8 +36,8 @@ def companies(request):
         writer = csv.writer(response)
         writer.writerow(["symbol", "name", "sector", "aliases", "articles"])
         for c in found:
-            writer.writerow([c.symbol, _spreadsheet_safe(c.name), _spreadsheet_safe(c.sector),
-                             _spreadsheet_safe(" | ".join(c.aliases)), c.article_count])
+            writer.writerow([c.symbol, spreadsheet_safe(c.name), spreadsheet_safe(c.sector),
+                             spreadsheet_safe(" | ".join(c.aliases)), c.article_count])
         return response
     rows = list(found[: COMPANIES_SHOWN + 1])
     return render(request, "finance/companies.html", {
@@ -194,6 +189,6 @@ def price_upload_rejected_csv(request, upload_id):
     writer = csv.writer(response)
     writer.writerow(["row", "symbol", "date", "close", "reason"])
     for p in upload.problems:
-        writer.writerow([p.get("row"), *(_spreadsheet_safe(p.get(k)) for k in ("symbol", "date", "close")),
+        writer.writerow([p.get("row"), *(spreadsheet_safe(p.get(k)) for k in ("symbol", "date", "close")),
                          p.get("reason")])
     return response

@@ -8,10 +8,10 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from core.roles import Role, role_required
+from core.spreadsheets import spreadsheet_safe
 from finance import charts, selectors
 from finance.dashboard_forms import DashboardFilterForm
 from finance.models import Company
-from finance.views import _spreadsheet_safe
 
 HEADLINES_SHOWN = 50
 
@@ -22,7 +22,7 @@ def _csv(filename: str, header: list[str], rows) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(header)
     # Titles and names come from uploads and feeds: none may reach a spreadsheet as a formula.
-    writer.writerows([_spreadsheet_safe(cell) if isinstance(cell, str) else cell for cell in row] for row in rows)
+    writer.writerows([spreadsheet_safe(cell) if isinstance(cell, str) else cell for cell in row] for row in rows)
     return response
 
 
@@ -136,7 +136,7 @@ def sector(request, sector: str):
         case "tickers":
             return _csv(f"{stamp}_tickers.csv", ["symbol", "name", "stories", "score_7d", "previous_7d", "change",
                                                  "bucket"],
-                        ([t["company"].symbol, _spreadsheet_safe(t["company"].name), t["stories"], _round(t["score"]),
+                        ([t["company"].symbol, spreadsheet_safe(t["company"].name), t["stories"], _round(t["score"]),
                           _round(t["previous"]), _round(t["change"]), t["bucket"]] for t in tickers))
         case "heatmap":
             return _csv(f"{stamp}_ticker_days.csv", ["symbol", "day", "stories", "score", "bucket"],
@@ -144,8 +144,8 @@ def sector(request, sector: str):
         case "headlines":
             return _csv(f"{stamp}_headlines.csv", ["published_at", "source", "sources", "title", "url", "score",
                                                    "label"],
-                        ([h["published_at"].isoformat(), _spreadsheet_safe(h["source"]), h["sources"],
-                          _spreadsheet_safe(h["title"]), h["url"], _round(h["score"]), h["label"]] for h in heads))
+                        ([h["published_at"].isoformat(), spreadsheet_safe(h["source"]), h["sources"],
+                          spreadsheet_safe(h["title"]), h["url"], _round(h["score"]), h["label"]] for h in heads))
     params = request.GET.copy()
     params.pop("period", None)
     params.pop("export", None)

@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from core.spreadsheets import spreadsheet_safe
 from finance import selectors
 from finance.models import Report, ReportSchedule, Watchlist
 
@@ -117,7 +118,7 @@ def report_csv(*, report: Report) -> str:
     writer.writerow(["symbol", "name", "sector", "stories", "score", "bucket", "previous", "change"])
     for row in report.summary["companies"]:
         # Names and sectors are typed by analysts: none may reach a spreadsheet as a formula.
-        writer.writerow([_spreadsheet_safe(row[k]) if isinstance(row[k], str) else row[k]
+        writer.writerow([spreadsheet_safe(row[k]) if isinstance(row[k], str) else row[k]
                          for k in ("symbol", "name", "sector", "stories", "score", "bucket", "previous", "change")])
     return out.getvalue()
 
@@ -169,6 +170,3 @@ def report_scheduled_run(*, schedule_id: int) -> Report | None:
     start, end = report_period(frequency=schedule.frequency, today=today)
     return report_generate(watchlist=schedule.watchlist, start=start, end=end, schedule=schedule)
 
-
-def _spreadsheet_safe(value: str) -> str:
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.roles import Role, role_required
+from core.spreadsheets import spreadsheet_safe
 from finance import feeds as feed_service
 from finance import reports as report_service
 from finance import services
@@ -117,7 +118,7 @@ def ingest_run_problems_csv(request, run_id):
     writer = csv.writer(response)
     writer.writerow(["row", "title", "reason"])
     for problem in run.problems:
-        writer.writerow([problem.get("row"), _spreadsheet_safe(problem.get("title", "")), problem.get("reason")])
+        writer.writerow([problem.get("row"), spreadsheet_safe(problem.get("title", "")), problem.get("reason")])
     return response
 
 
@@ -149,11 +150,6 @@ def _pending_forget(request, token: str) -> None:
     pending = dict(request.session.get(PENDING_SESSION_KEY, {}))
     pending.pop(token, None)
     request.session[PENDING_SESSION_KEY] = pending
-
-
-def _spreadsheet_safe(value: str) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet; titles come from uploads and other programs.
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @role_required(Role.ANALYST)
@@ -242,7 +238,7 @@ def watchlist(request, watchlist_id):
         writer = csv.writer(response)
         writer.writerow(["symbol", "name", "score_7d", "previous_7d", "change", "stories_7d", "bucket"])
         for row in summary["rows"]:
-            writer.writerow([row["company"].symbol, _spreadsheet_safe(row["company"].name),
+            writer.writerow([row["company"].symbol, spreadsheet_safe(row["company"].name),
                              *(None if row[k] is None else round(row[k], 4) for k in ("score", "previous", "change")),
                              row["stories"], row["bucket"]])
         return response

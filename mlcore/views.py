@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.roles import Role, role_required
+from core.spreadsheets import spreadsheet_safe
 from mlcore import selectors, services
 from mlcore.data import DataError
 from mlcore.forms import DatasetUploadForm, FinetuneForm
@@ -108,13 +109,8 @@ def dataset_rejected_csv(request, dataset_id):
     writer = csv.writer(response)
     writer.writerow(["line", "reason", "text"])
     for row in selectors.dataset_rejected(dataset=dataset):
-        writer.writerow([row.get("line"), row.get("reason"), _spreadsheet_safe(row.get("text") or "")])
+        writer.writerow([row.get("line"), row.get("reason"), spreadsheet_safe(row.get("text"))])
     return response
-
-
-def _spreadsheet_safe(value: str) -> str:
-    # Rejected texts come straight from uploads: a cell starting with = + - @ is a formula to a spreadsheet.
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @role_required(Role.OPERATOR)
