@@ -9,8 +9,9 @@ The same code the app runs, stage by stage, in one process, on a database of its
    one call for the whole file as an upload does;
 3. score: `finance.services.articles_score` in the worker's batches of 256 article ids (title plus body
    sentences through `mlcore.api.predict`, as served on CPU: dynamic int8 unless `MLCORE_CPU_INT8=none`);
-4. aggregate: `finance.selectors.mentions_frame` for the 90 days, then per ticker/day (with the 7-day rolling
-   mean), per sector/day, market/day, per ticker/week and movers (pandas), as the dashboards read them;
+4. aggregate: `finance.selectors.rollup_frames` for the 90 days (which first recomputes the sentiment rollup's
+   days that scoring marked dirty), then per ticker/day (with the 7-day rolling mean), per sector/day,
+   market/day, per ticker/week and movers (pandas), as the dashboards read them;
 5. the same file again: everything is a duplicate, nothing is written (idempotency, timed too).
 
 The headlines are generated (seeded) from the demo universe's 36 companies: templated events, 40% with a
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     from django.utils import timezone
 
     from finance import selectors
-    from finance.models import Article, ArticleSentiment, Company, Source
+    from finance.models import Article, ArticleSentiment, Company, SentimentDay, Source
     from finance.seed import DEMO_UNIVERSE
     from finance.services import SCORE_BATCH, articles_ingest, articles_score, csv_preview, csv_rows
     from mlcore import services as ml_services
@@ -226,11 +227,16 @@ def main(argv=None) -> int:
 
         t0 = time.perf_counter()
         end = timezone.localdate()
-        frame = selectors.mentions_frame(start=end - timedelta(days=89), end=end)
+        scope = SentimentDay.Scope
+        frames = selectors.rollup_frames(scope.COMPANY, scope.SECTOR, scope.MARKET, start=end - timedelta(days=89),
+                                         end=end)  # recomputes the days scoring marked dirty first
+        companies = frames[scope.COMPANY]
         aggregates = {
-            "ticker_days": len(selectors.daily_by_ticker(frame)), "sector_days": len(selectors.daily_by_sector(frame)),
-            "market_days": len(selectors.daily_market(frame)), "ticker_weeks": len(selectors.weekly_by_ticker(frame)),
-            "movers": sum(len(v) for v in selectors.movers(frame, end=end).values()),
+            "ticker_days": len(selectors.daily_by_ticker(companies)),
+            "sector_days": len(selectors.daily_by_sector(frames[scope.SECTOR])),
+            "market_days": len(selectors.daily_market(frames[scope.MARKET])),
+            "ticker_weeks": len(selectors.weekly_by_ticker(companies)),
+            "movers": sum(len(v) for v in selectors.movers(companies, end=end).values()),
         }
         stages["aggregate"] = time.perf_counter() - t0
         total = sum(stages.values())
@@ -245,7 +251,7 @@ def main(argv=None) -> int:
 
     counts = {"articles": Article.objects.count(),
               "copies": Article.objects.filter(cluster_leader__isnull=False).count(),
-              "sentiments": ArticleSentiment.objects.count(), "mention_rows": len(frame)}
+              "sentiments": ArticleSentiment.objects.count(), "rollup_company_rows": len(companies)}
     sentences = sum(1 + bool(r["body"]) for r in parsed.rows)
     print(f"\nIngest summary {summary}; {scored} articles scored ({sentences} sentences incl. duplicates' rows); "
           f"database {counts}; aggregates {aggregates}; second load {again}")

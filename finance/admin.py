@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import Q
 
 from finance.models import (
     Article,
@@ -15,6 +17,17 @@ from finance.models import (
     TickerRedetectRun,
     Watchlist,
 )
+from finance.services.ingest import finance_data_changed
+from finance.services.rollup import local_day, rollup_mark_days
+
+# Admin edits bypass the services, so these pages mark what they change themselves (the sentiment rollup's days
+# and the dashboards' cache generation), in the edit's transaction.
+
+
+def _story_ids(article_ids) -> list[int]:
+    """The articles and their copies: deleting a leader makes its copies leaders."""
+    ids = list(article_ids)
+    return list(Article.objects.filter(Q(pk__in=ids) | Q(cluster_leader_id__in=ids)).values_list("pk", flat=True))
 
 
 @admin.register(Company)
@@ -22,6 +35,20 @@ class CompanyAdmin(admin.ModelAdmin):
     list_display = ["symbol", "name", "sector"]
     list_filter = ["sector"]
     search_fields = ["symbol", "name"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        finance_data_changed(companies=[obj] if change and "sector" in form.changed_data else [])
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            finance_data_changed(companies=[obj])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            finance_data_changed(companies=list(queryset))
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(Source)
@@ -46,12 +73,48 @@ class ArticleAdmin(admin.ModelAdmin):
     raw_id_fields = ["cluster_leader"]
     inlines = [ArticleTickerInline]
 
+    def save_model(self, request, obj, form, change):
+        before = Article.objects.filter(pk=obj.pk).values_list("published_at", flat=True).first() if change else None
+        super().save_model(request, obj, form, change)
+        if before is not None:
+            rollup_mark_days([local_day(before)])  # moved to another day: the old one loses it
+        finance_data_changed(article_ids=_story_ids([obj.pk]))
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        finance_data_changed(article_ids=[form.instance.pk])
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            finance_data_changed(article_ids=_story_ids([obj.pk]))
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            finance_data_changed(article_ids=_story_ids(queryset.values_list("pk", flat=True)))
+            super().delete_queryset(request, queryset)
+
 
 @admin.register(ArticleSentiment)
 class ArticleSentimentAdmin(admin.ModelAdmin):
     list_display = ["article", "model_version", "label", "score", "created_at"]
     list_filter = ["label", "model_version"]
     raw_id_fields = ["article"]
+
+    def save_model(self, request, obj, form, change):
+        before = ArticleSentiment.objects.filter(pk=obj.pk).values_list("article_id", flat=True).first()
+        super().save_model(request, obj, form, change)
+        finance_data_changed(article_ids=[obj.article_id, *([before] if before else [])])
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            finance_data_changed(article_ids=[obj.article_id])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            finance_data_changed(article_ids=queryset.values_list("article_id", flat=True))
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(Watchlist)

@@ -21,8 +21,12 @@ class FinanceConfig(AppConfig):
 
 
 def _rescore_on_activation(sender, version, **kwargs):
-    """A new sentiment model reads the whole history again, in the background."""
+    """A new sentiment model reads the whole history again, in the background; pages cached with the old one's
+    numbers are dropped at once."""
     if version.task == "finance.sentiment" and not version.scope:
         from celery import current_app
 
+        from finance.services.ingest import finance_data_changed
+
+        finance_data_changed()
         current_app.send_task("finance.rescore_all")

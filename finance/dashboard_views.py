@@ -1,9 +1,12 @@
 """Analyst dashboards: the market overview and one page per ticker, each table exportable as CSV."""
 
 import csv
+import hashlib
 
+from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
@@ -11,7 +14,7 @@ from core.roles import Role, role_required
 from core.spreadsheets import spreadsheet_safe
 from finance import charts, selectors
 from finance.dashboard_forms import DashboardFilterForm
-from finance.models import Company
+from finance.models import Company, SentimentDay
 
 HEADLINES_SHOWN = 50
 
@@ -30,9 +33,57 @@ def _round(value, digits=4):
     return None if value is None else round(float(value), digits)
 
 
+def page_body(request, template: str, build) -> str:
+    """The page under the site header, rendered from `build()`'s context: the same for every analyst, so where the
+    cache is shared it is rendered once per data generation, page and filters and kept DASHBOARD_CACHE_SECONDS
+    (any change to finance data, and the activation of a sentiment model, starts a new generation).
+
+    After a change, one request renders the page while the others asking for it meanwhile get the rendering
+    before the change (at most DASHBOARD_CACHE_SECONDS old) instead of rendering it too; a request that finds no
+    earlier rendering renders its own.
+    """
+    generation = selectors.data_generation()
+    if generation is None:
+        return render_to_string(template, build())
+    key, latest, lock = page_cache_keys(request.path, request.GET, generation)
+    body = cache.get(key)
+    if body is not None:
+        return body
+    if not cache.add(lock, 1, timeout=RENDER_LOCK_SECONDS):
+        earlier = cache.get(latest)
+        if earlier is not None:
+            return earlier
+    body = render_to_string(template, build())
+    cache.set_many({key: body, latest: body}, selectors.DASHBOARD_CACHE_SECONDS)
+    cache.delete(lock)
+    return body
+
+
+def page_cache_keys(path: str, params, generation: int) -> tuple[str, str, str]:
+    """The cache keys of a page's body: this generation's rendering, the latest rendering, and the lock of the
+    request rendering this generation."""
+    filters = sorted((key, values) for key, values in params.lists() if key != "export")
+    page = "finance:page:" + hashlib.sha256(repr((path, filters)).encode()).hexdigest()
+    return f"{page}:{generation}", f"{page}:latest", f"{page}:{generation}:rendering"
+
+
+RENDER_LOCK_SECONDS = 30  # a rendering that died holding the lock blocks nothing longer than this
+
+
 @role_required(Role.ANALYST)
 @require_GET
 def dashboard(request):
+    if request.GET.get("export") in DASHBOARD_EXPORTS:
+        return _dashboard(request)
+    body = page_body(request, "finance/_dashboard_body.html", lambda: _dashboard(request))
+    return render(request, "finance/dashboard.html", {"body": body})
+
+
+DASHBOARD_EXPORTS = ("market", "sectors", "movers", "headlines")
+
+
+def _dashboard(request) -> dict | HttpResponse:
+    """The dashboard's body context, or the CSV export asked for."""
     form = DashboardFilterForm(request.GET or None)
     w = form.window()
     data = selectors.dashboard_data(
@@ -58,26 +109,34 @@ def dashboard(request):
                                                    "label"],
                         ([h["published_at"].isoformat(), h["source"], h["sources"], h["title"], h["url"],
                           _round(h["score"]), h["label"]] for h in heads))
-    return render(request, "finance/dashboard.html", {
+    return {
         "form": form, "window": w, "status": data["status"],
         "market_chart": charts.market_figure(market), "sector_chart": charts.sector_heatmap(sectors),
         "movers": moved, "headlines": heads, "has_news": data["has_news"], "sectors": data["sectors_summary"],
         "query": request.GET.urlencode(),
-    })
+    }
 
 
 @role_required(Role.ANALYST)
 @require_GET
 def ticker(request, symbol: str):
     company = get_object_or_404(Company, symbol=symbol.upper())
+    if request.GET.get("export") in ("daily", "headlines"):
+        return _ticker(request, company)
+    body = page_body(request, "finance/_ticker_body.html", lambda: _ticker(request, company))
+    return render(request, "finance/ticker.html", {"company": company, "body": body})
+
+
+def _ticker(request, company: Company) -> dict | HttpResponse:
     form = DashboardFilterForm(request.GET or None)
     w = form.window()
-    frame = selectors.mentions_frame(start=w["start"], end=w["end"], symbols=[company.symbol],
-                                     source_ids=w["source_ids"])
+    version = selectors.active_sentiment_version()
+    frame = selectors.rollup_frame(scope=SentimentDay.Scope.COMPANY, start=w["start"], end=w["end"],
+                                   symbols=[company.symbol], source_ids=w["source_ids"], version=version)
     daily = selectors.daily_by_ticker(frame)
     prices = selectors.price_frame(symbol=company.symbol, start=w["start"], end=w["end"])
     heads = selectors.headlines(start=w["start"], end=w["end"], symbol=company.symbol, query=w["q"],
-                                source_ids=w["source_ids"],
+                                source_ids=w["source_ids"], version=version,
                                 limit=500 if request.GET.get("export") != "headlines" else 10_000)
     returns = dict(zip(prices["day"], prices["ret"], strict=True)) if not prices.empty else {}
     rows = [{"day": r.day, "articles": r.articles, "score": r.score, "bucket": r.bucket, "rolling": r.rolling_7d,
@@ -93,8 +152,8 @@ def ticker(request, symbol: str):
                                                    "label"],
                         ([h["published_at"].isoformat(), h["source"], h["sources"], h["title"], h["url"],
                           _round(h["score"]), h["label"]] for h in heads))
-    score = float((frame["score"] * frame["relevance"]).sum() / frame["relevance"].sum()) if not frame.empty else None
-    return render(request, "finance/ticker.html", {
+    score = float(selectors.scores_by(frame, ["symbol"])["score"].iloc[0]) if not frame.empty else None
+    return {
         "company": company, "form": form, "window": w, "rows": rows[::-1],
         # The chart and the histogram read up to 500; the table shows the newest (the CSV has them all).
         "headlines": heads[:HEADLINES_SHOWN], "headlines_total": len(heads),
@@ -104,7 +163,7 @@ def ticker(request, symbol: str):
         "summary": {"stories": int(daily["articles"].sum()) if not daily.empty else 0, "score": score,
                     "bucket": selectors.bucket(score) if score is not None else ""},
         "query": request.GET.urlencode(),
-    })
+    }
 
 
 @role_required(Role.ANALYST)
@@ -114,17 +173,28 @@ def sector(request, sector: str):
     members = list(Company.objects.filter(sector__iexact=sector).order_by("symbol"))
     if not members:
         raise Http404("No company is in that sector.")
+    if request.GET.get("export") in ("series", "tickers", "heatmap", "headlines"):
+        return _sector(request, members)
+    body = page_body(request, "finance/_sector_body.html", lambda: _sector(request, members))
+    return render(request, "finance/sector.html", {"sector": members[0].sector, "body": body})
+
+
+def _sector(request, members: list[Company]) -> dict | HttpResponse:
     name = members[0].sector
     symbols = [c.symbol for c in members]
     period = "week" if request.GET.get("period") == "week" else "day"
     form = DashboardFilterForm(request.GET or None)
     w = form.window()
-    frame = selectors.mentions_frame(start=w["start"], end=w["end"], symbols=symbols, source_ids=w["source_ids"])
-    series = selectors.sector_series(frame, period=period)
+    version = selectors.active_sentiment_version()
+    frames = selectors.rollup_frames(SentimentDay.Scope.COMPANY, SentimentDay.Scope.SECTOR, start=w["start"],
+                                     end=w["end"], symbols=symbols, sectors=[name], source_ids=w["source_ids"],
+                                     version=version)
+    frame = frames[SentimentDay.Scope.COMPANY]
+    series = selectors.sector_series(frames[SentimentDay.Scope.SECTOR], period=period)
     by_ticker = selectors.daily_by_ticker(frame)
     tickers = selectors.tickers_summary(frame, companies=members, end=w["end"])
     heads = selectors.headlines(start=w["start"], end=w["end"], symbols=symbols, query=w["q"],
-                                source_ids=w["source_ids"],
+                                source_ids=w["source_ids"], version=version,
                                 limit=HEADLINES_SHOWN if request.GET.get("export") != "headlines" else 10_000)
     stamp = f"{slugify(name)}_{w['start']}_{w['end']}"
     match request.GET.get("export"):
@@ -149,9 +219,9 @@ def sector(request, sector: str):
     params = request.GET.copy()
     params.pop("period", None)
     params.pop("export", None)
-    return render(request, "finance/sector.html", {
+    return {
         "sector": name, "form": form, "window": w, "period": period, "tickers": tickers, "headlines": heads,
         "has_news": not frame.empty,
         "chart": charts.sector_figure(series, period=period), "heatmap": charts.ticker_heatmap(by_ticker),
         "query": request.GET.urlencode(), "filters": params.urlencode(),
-    })
+    }

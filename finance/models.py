@@ -304,3 +304,50 @@ class PriceUpload(models.Model):
 
     def __str__(self):
         return f"Prices from {self.filename or 'a file'} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class SentimentDay(models.Model):
+    """The scored stories of one company, one sector or the whole market on one day from one source, as read by
+    one model version, summed: the rollup the dashboards read instead of every mention.
+
+    Kept by finance.services.rollup: writers mark the day dirty (SentimentDayState) and it is recomputed from the
+    mentions before it is read. `stories` counts each story once in its scope (an article about two companies of
+    a sector is one story of the sector); `mentions`, `positive` and `negative` count (story, company) pairs.
+    """
+
+    class Scope(models.TextChoices):
+        COMPANY = "company"
+        SECTOR = "sector"
+        MARKET = "market"
+
+    day = models.DateField()
+    model_version = models.ForeignKey("mlcore.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=7, choices=Scope.choices)
+    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    sector = models.CharField(max_length=100, blank=True, default="")
+    stories = models.PositiveIntegerField()
+    mentions = models.PositiveIntegerField()
+    relevance = models.FloatField(help_text="Sum of the mentions' relevance")
+    weighted = models.FloatField(help_text="Sum of relevance × score")
+    positive = models.PositiveIntegerField(help_text="Mentions of stories labelled positive")
+    negative = models.PositiveIntegerField(help_text="Mentions of stories labelled negative")
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "model_version", "day"]),
+                   models.Index(fields=["company", "model_version", "day"])]
+
+    def __str__(self):
+        return f"{self.day} {self.scope} {self.company_id or self.sector or 'all'}: {self.stories} stories"
+
+
+class SentimentDayState(models.Model):
+    """Whether a day's SentimentDay rows must be recomputed before they are read; its row lock orders refreshes
+    against writers."""
+
+    day = models.DateField(unique=True)
+    dirty = models.BooleanField(default=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.day}: {'dirty' if self.dirty else 'fresh'}"

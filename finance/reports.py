@@ -15,7 +15,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from core.spreadsheets import spreadsheet_safe
 from finance import selectors
-from finance.models import Report, ReportSchedule, Watchlist
+from finance.models import Report, ReportSchedule, SentimentDay, Watchlist
 
 TOP_HEADLINES = 5
 
@@ -35,7 +35,8 @@ def report_build(*, watchlist: Watchlist, start: date, end: date) -> dict:
     companies = list(watchlist.companies.order_by("symbol"))
     symbols = [c.symbol for c in companies]
     span = (end - start).days + 1
-    frame = selectors.mentions_frame(start=start - timedelta(days=span), end=end, symbols=symbols or ["-"])
+    frame = selectors.rollup_frame(scope=SentimentDay.Scope.COMPANY, start=start - timedelta(days=span), end=end,
+                                   symbols=symbols)
     current = frame[frame["day"] >= start] if not frame.empty else frame
     before = frame[frame["day"] < start] if not frame.empty else frame
     now_scores = selectors.scores_by(current, ["symbol"]).set_index("symbol") if not current.empty else None

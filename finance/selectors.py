@@ -11,11 +11,11 @@ from datetime import date, datetime, time, timedelta
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from finance.models import Article, ArticleSentiment, ArticleTicker
+from finance.models import Article, ArticleSentiment, ArticleTicker, SentimentDay
 from mlcore import api as ml
 
 MENTION_COLUMNS = ["article", "published_at", "symbol", "company", "sector", "relevance", "score", "label",
@@ -95,9 +95,79 @@ def mentions_frame(*, start: date, end: date, symbols: list[str] | None = None,
     return frame
 
 
+UNKNOWN = object()  # a `version` argument not given: look the active one up
+
+
+def active_sentiment_version():
+    """The active finance sentiment version, or None."""
+    try:
+        return ml.active_version(task=ml.Task.FINANCE_SENTIMENT)
+    except ml.NoActiveVersion:
+        return None
+
+
+ROLLUP_COLUMNS = ["day", "symbol", "sector", "stories", "mentions", "relevance", "weighted", "positive", "negative"]
+ROLLUP_SUMS = ROLLUP_COLUMNS[3:]
+
+
+def rollup_frames(*scopes: str, start: date, end: date, source_ids: list[int] | None = None,
+                  symbols: list[str] | None = None, sectors: list[str] | None = None,
+                  version=UNKNOWN) -> dict[str, pd.DataFrame]:
+    """The sentiment rollup's rows of each of `scopes` ("company", "sector", "market") in [start, end] read by the
+    active version, its dirty days recomputed first: per (day, source, company or sector) sums of stories,
+    mentions, relevance, relevance × score and labels. `symbols` narrows the company rows, `sectors` the sector
+    rows. `version`: the active sentiment version where the caller has it. Three queries when no day is dirty.
+
+    The aggregates below take these rows as they take mention rows, grouped by the scope's own keys: company rows
+    by symbol, sector rows by sector, market rows by day (grouping company rows by sector would count a story
+    about two companies twice).
+    """
+    from finance.services.rollup import rollup_refresh  # the services import this module
+
+    frames = {scope: pd.DataFrame(columns=ROLLUP_COLUMNS) for scope in scopes}
+    version = active_sentiment_version() if version is UNKNOWN else version
+    if version is None:
+        return frames
+    rollup_refresh(start=start, end=end)
+    wanted = Q()
+    for scope in scopes:
+        narrow = Q(scope=scope)
+        if scope == SentimentDay.Scope.COMPANY and symbols is not None:
+            narrow &= Q(company__symbol__in=symbols)
+        if scope == SentimentDay.Scope.SECTOR and sectors is not None:
+            narrow &= Q(sector__in=sectors)
+        wanted |= narrow
+    rows = SentimentDay.objects.filter(wanted, model_version=version, day__range=(start, end))
+    if source_ids:
+        rows = rows.filter(source_id__in=source_ids)
+    # Summed over sources in SQL: the pages never show them apart, and it is a fifth of the rows to carry.
+    summed = rows.values("scope", "day", "company__symbol", "sector").order_by() \
+        .annotate(**{f"total_{name}": Sum(name) for name in ROLLUP_SUMS})
+    found = pd.DataFrame(list(summed.values_list("scope", "day", "company__symbol", "sector",
+                                                 *(f"total_{name}" for name in ROLLUP_SUMS))),
+                         columns=["scope", *ROLLUP_COLUMNS])
+    for scope, part in found.groupby("scope"):
+        frames[scope] = part.drop(columns=["scope"]).reset_index(drop=True)
+    return frames
+
+
+def rollup_frame(*, scope: str, **window) -> pd.DataFrame:
+    """One scope's rows of rollup_frames."""
+    return rollup_frames(scope, **window)[scope]
+
+
 def _aggregate(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Stories, relevance-weighted score, label shares and bucket per group of `keys`, from mention rows
+    (mentions_frame) or rollup rows (rollup_frame)."""
     if frame.empty:
         return pd.DataFrame(columns=[*keys, "articles", "score", "share_positive", "share_negative", "bucket"])
+    if "mentions" in frame.columns:
+        grouped = frame.groupby(keys, sort=True)[ROLLUP_SUMS].sum().reset_index()
+        grouped = grouped.assign(articles=grouped["stories"], score=grouped["weighted"] / grouped["relevance"],
+                                 share_positive=grouped["positive"] / grouped["mentions"],
+                                 share_negative=grouped["negative"] / grouped["mentions"])
+        grouped["bucket"] = grouped["score"].map(bucket)
+        return grouped[[*keys, "articles", "share_positive", "share_negative", "score", "bucket"]]
     work = frame.assign(weighted=frame["score"] * frame["relevance"],
                         positive=(frame["label"] == "positive").astype(float),
                         negative=(frame["label"] == "negative").astype(float))
@@ -159,7 +229,7 @@ def movers(frame: pd.DataFrame, *, end: date, days: int = 7, limit: int = 5) -> 
 
 def headlines(*, start: date, end: date, symbol: str | None = None, query: str = "",
               source_ids: list[int] | None = None, limit: int = 200, symbols: list[str] | None = None,
-              order: str = "newest") -> list[dict]:
+              order: str = "newest", version=UNKNOWN) -> list[dict]:
     """Stories (syndicated copies folded in) with the active version's score and their sources.
 
     `order`: "newest", "most positive" or "most negative" (unscored stories last).
@@ -168,18 +238,17 @@ def headlines(*, start: date, end: date, symbol: str | None = None, query: str =
     qs = Article.objects.filter(published_at__gte=lo, published_at__lt=hi, cluster_leader__isnull=True)
     # Ticker filters are semi-joins (no DISTINCT) and the per-story values are correlated subqueries (no GROUP BY),
     # so for "newest" PostgreSQL walks the published_at index and computes them for the `limit` rows shown only.
+    # Companies by id, not by a join on symbol: PostgreSQL then knows how many mentions a company has (a busy
+    # ticker's 28k of 175k) and walks the newest articles probing the mention index, 10x faster (6 vs 64 ms).
     if symbol:
-        qs = qs.filter(pk__in=ArticleTicker.objects.filter(company__symbol=symbol).values("article_id"))
+        qs = qs.filter(pk__in=ArticleTicker.objects.filter(company_id__in=_company_ids([symbol])).values("article_id"))
     if symbols is not None:
-        qs = qs.filter(pk__in=ArticleTicker.objects.filter(company__symbol__in=symbols).values("article_id"))
+        qs = qs.filter(pk__in=ArticleTicker.objects.filter(company_id__in=_company_ids(symbols)).values("article_id"))
     if query:
         qs = qs.filter(Q(title__icontains=query) | Q(body__icontains=query))
     if source_ids:
         qs = qs.filter(source_id__in=source_ids)
-    try:
-        version = ml.active_version(task=ml.Task.FINANCE_SENTIMENT)
-    except ml.NoActiveVersion:
-        version = None
+    version = active_sentiment_version() if version is UNKNOWN else version
     readings = ArticleSentiment.objects.filter(article=OuterRef("pk"), model_version=version)
     qs = qs.annotate(
         score=Subquery(readings.values("score")[:1]), label=Subquery(readings.values("label")[:1]),
@@ -195,6 +264,12 @@ def headlines(*, start: date, end: date, symbol: str | None = None, query: str =
              "bucket": bucket(r["score"]) if r["score"] is not None else "", "sources": r["sources"]} for r in rows]
 
 
+def _company_ids(symbols: list[str]) -> list[int]:
+    from finance.models import Company
+
+    return list(Company.objects.filter(symbol__in=symbols).values_list("pk", flat=True))
+
+
 def dashboard_data(*, start: date, end: date, source_ids: list[int], query: str = "",
                    headlines_limit: int = 50) -> dict:
     """The market dashboard's numbers: daily market and sector scores, movers, sector table, headlines and the
@@ -202,10 +277,8 @@ def dashboard_data(*, start: date, end: date, source_ids: list[int], query: str 
 
     Cached (keyed on the filters, the active sentiment version and the data generation) where the cache is shared.
     """
-    try:
-        version_id = ml.active_version(task=ml.Task.FINANCE_SENTIMENT).pk
-    except ml.NoActiveVersion:
-        version_id = None
+    version = active_sentiment_version()
+    version_id = version.pk if version is not None else None
     generation = data_generation()
     key = None
     if generation is not None:
@@ -214,12 +287,16 @@ def dashboard_data(*, start: date, end: date, source_ids: list[int], query: str 
         cached = cache.get(key)
         if cached is not None:
             return cached
-    frame = mentions_frame(start=start, end=end, source_ids=source_ids)
+    scope = SentimentDay.Scope
+    frames = rollup_frames(scope.MARKET, scope.SECTOR, scope.COMPANY, start=start, end=end, source_ids=source_ids,
+                           version=version)
+    market, sectors, companies = frames[scope.MARKET], frames[scope.SECTOR], frames[scope.COMPANY]
     data = {
-        "market": daily_market(frame), "sectors": daily_by_sector(frame), "movers": movers(frame, end=end),
-        "sectors_summary": sectors_summary(frame), "has_news": not frame.empty,
-        "headlines": headlines(start=start, end=end, query=query, source_ids=source_ids, limit=headlines_limit),
-        "status": sentiment_status(),
+        "market": daily_market(market), "sectors": daily_by_sector(sectors), "movers": movers(companies, end=end),
+        "sectors_summary": sectors_summary(sectors), "has_news": not market.empty,
+        "headlines": headlines(start=start, end=end, query=query, source_ids=source_ids, limit=headlines_limit,
+                               version=version),
+        "status": sentiment_status(version=version),
     }
     if key is not None:
         cache.set(key, data, DASHBOARD_CACHE_SECONDS)
@@ -259,12 +336,11 @@ def lead_lag(daily: pd.DataFrame, prices: pd.DataFrame, *, lags=(-2, -1, 0, 1, 2
     return out
 
 
-def sentiment_status() -> dict:
+def sentiment_status(*, version=UNKNOWN) -> dict:
     """The active sentiment version and how much of the history it has read (re-scoring progress)."""
     total = Article.objects.count()
-    try:
-        version = ml.active_version(task=ml.Task.FINANCE_SENTIMENT)
-    except ml.NoActiveVersion:
+    version = active_sentiment_version() if version is UNKNOWN else version
+    if version is None:
         return {"version": None, "read": 0, "total": total, "percent": 0.0}
     read = ArticleSentiment.objects.filter(model_version=version).count()
     return {"version": version, "read": read, "total": total, "percent": 100.0 * read / total if total else 100.0}
@@ -346,16 +422,16 @@ def tickers_summary(frame: pd.DataFrame, *, companies, end: date, days: int = 7)
     rows = {c.symbol: {"company": c, "stories": 0, "score": None, "previous": None, "change": None, "bucket": ""}
             for c in companies}
     if not frame.empty:
-        for symbol, group in frame.groupby("symbol"):
-            if symbol in rows:
-                rows[symbol]["stories"] = int(group["article"].nunique())
+        for r in _aggregate(frame, ["symbol"]).itertuples():
+            if r.symbol in rows:
+                rows[r.symbol]["stories"] = int(r.articles)
         recent_start = end - timedelta(days=days - 1)
         previous_start = recent_start - timedelta(days=days)
         for key, part in (("score", frame[frame["day"] >= recent_start]),
                           ("previous", frame[(frame["day"] >= previous_start) & (frame["day"] < recent_start)])):
-            for symbol, group in part.groupby("symbol"):
-                if symbol in rows:
-                    rows[symbol][key] = float((group["score"] * group["relevance"]).sum() / group["relevance"].sum())
+            for r in _aggregate(part, ["symbol"]).itertuples():
+                if r.symbol in rows:
+                    rows[r.symbol][key] = float(r.score)
         for row in rows.values():
             if row["score"] is not None:
                 row["bucket"] = bucket(row["score"])

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from django.db import IntegrityError, transaction
 
 from finance import selectors
-from finance.models import Company, Watchlist
+from finance.models import Company, SentimentDay, Watchlist
 
 
 class WatchlistError(ValueError):
@@ -48,7 +48,8 @@ def watchlist_summary(*, watchlist: Watchlist, end: date, days: int = 7) -> dict
     """Each company's weighted score this week and last, the change, stories, and a 30-day chart of 7-day means."""
     companies = list(watchlist.companies.order_by("symbol"))
     symbols = [c.symbol for c in companies]
-    frame = selectors.mentions_frame(start=end - timedelta(days=29), end=end, symbols=symbols) if symbols else None
+    frame = selectors.rollup_frame(scope=SentimentDay.Scope.COMPANY, start=end - timedelta(days=29), end=end,
+                                   symbols=symbols) if symbols else None
     rows = {c.symbol: {"company": c, "score": None, "previous": None, "change": None, "stories": 0, "bucket": ""}
             for c in companies}
     if frame is not None and not frame.empty:
@@ -56,10 +57,10 @@ def watchlist_summary(*, watchlist: Watchlist, end: date, days: int = 7) -> dict
         previous_start = recent_start - timedelta(days=days)
         for key, part in (("score", frame[frame["day"] >= recent_start]),
                           ("previous", frame[(frame["day"] >= previous_start) & (frame["day"] < recent_start)])):
-            for symbol, group in part.groupby("symbol"):
-                rows[symbol][key] = float((group["score"] * group["relevance"]).sum() / group["relevance"].sum())
+            for r in selectors.scores_by(part, ["symbol"]).itertuples():
+                rows[r.symbol][key] = float(r.score)
                 if key == "score":
-                    rows[symbol]["stories"] = int(group["article"].nunique())
+                    rows[r.symbol]["stories"] = int(r.articles)
         for row in rows.values():
             if row["score"] is not None:
                 row["bucket"] = selectors.bucket(row["score"])

@@ -77,13 +77,15 @@ def company_save(*, symbol: str, name: str, sector: str, aliases, company: Compa
     if clash.exists():
         raise CompanyError(f"There is already a company with the symbol {symbol}.")
     created = company is None
+    sector_changed = not created and company.sector != sector
     names_changed = created or (company.name, company.aliases, company.symbol) != (name, aliases, symbol)
     company = company or Company()
     company.symbol, company.name, company.sector, company.aliases = symbol, name, sector, aliases
     try:
         with transaction.atomic():
             company.save()
-            finance_data_changed()  # a new sector or symbol changes the dashboards' groups
+            # A new sector or symbol changes the dashboards' groups; a new sector, the rollup's sector rows.
+            finance_data_changed(companies=[company] if sector_changed else [])
     except IntegrityError as exc:  # another request took the symbol in between
         raise CompanyError(f"There is already a company with the symbol {symbol}.") from exc
     return CompanySaved(company=company, created=created, names_changed=names_changed)
@@ -109,7 +111,7 @@ def mention_add(*, article: Article, symbol: str, relevance, user) -> ArticleTic
         if ArticleTicker.objects.filter(article=article, company=company).exists():
             raise CompanyError(f"The article already mentions {company.symbol}; change its relevance instead.")
         RemovedMention.objects.filter(article=article, company=company).delete()
-        finance_data_changed()
+        finance_data_changed(article_ids=[article.pk])
         return ArticleTicker.objects.create(article=article, company=company, relevance=relevance,
                                             detected_by=ArticleTicker.Detection.MANUAL, edited_by=user,
                                             edited_at=timezone.now())
@@ -119,8 +121,9 @@ def mention_set_relevance(*, mention: ArticleTicker, relevance, user) -> Article
     """An analyst changes how much the article is about the company; the change is recorded on the mention."""
     mention.relevance = relevance_clean(relevance)
     mention.edited_by, mention.edited_at = user, timezone.now()
-    mention.save(update_fields=["relevance", "edited_by", "edited_at"])
-    finance_data_changed()
+    with transaction.atomic():
+        mention.save(update_fields=["relevance", "edited_by", "edited_at"])
+        finance_data_changed(article_ids=[mention.article_id])
     return mention
 
 
@@ -130,7 +133,7 @@ def mention_remove(*, mention: ArticleTicker, user) -> None:
         RemovedMention.objects.update_or_create(article_id=mention.article_id, company_id=mention.company_id,
                                                 defaults={"removed_by": user})
         mention.delete()
-        finance_data_changed()
+        finance_data_changed(article_ids=[mention.article_id])
 
 
 def tickers_redetect(*, company: Company, days: int = REDETECT_DAYS) -> tuple[int, int]:
@@ -163,7 +166,7 @@ def tickers_redetect(*, company: Company, days: int = REDETECT_DAYS) -> tuple[in
                 before = ArticleTicker.objects.filter(company=company).count()
                 ArticleTicker.objects.bulk_create(found, ignore_conflicts=True)
                 added += ArticleTicker.objects.filter(company=company).count() - before
-                finance_data_changed()
+                finance_data_changed(article_ids=[mention.article_id for mention in found])
     return scanned, added
 
 

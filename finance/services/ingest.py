@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -17,6 +18,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from core.services import task_run_enqueue
 from finance.models import Article, ArticleSentiment, ArticleTicker, Company, Source
 from finance.selectors import DATA_GENERATION_KEY
+from finance.services.rollup import rollup_mark_articles, rollup_mark_companies
 from mlcore import api as ml
 from mlcore.data import near_duplicate_clusters, normalize_text
 
@@ -228,6 +230,8 @@ def _cluster(new_articles: list[Article]) -> int:
     Article.objects.bulk_update(updates, ["cluster_leader"])
     for old_leader, new_leader in handed_over.items():
         Article.objects.filter(cluster_leader_id=old_leader).update(cluster_leader_id=new_leader)
+    if updates:  # a scored story's leader became a copy, or the reverse
+        finance_data_changed(article_ids=[article.pk for article in updates])
     return became_copies
 
 
@@ -241,9 +245,15 @@ def articles_score_enqueue(*, article_ids: list[int], batch: int = SCORE_BATCH) 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“A-Z0-9$])")
 
 
-def finance_data_changed() -> None:
-    """Bump the finance data generation once the current transaction commits, so no dashboard cached before the
-    change is served after it. Call from every service that writes articles, mentions, scores or prices."""
+def finance_data_changed(*, article_ids: Iterable[int] = (), companies: Iterable[Company] = ()) -> None:
+    """Call from every service that writes articles, mentions, scores or prices, in its transaction.
+
+    Marks the sentiment rollup's days of `article_ids` (articles whose scores, mentions or story changed) and
+    of every mention of `companies` (whose sector changed) dirty now, and bumps the finance data generation
+    once the transaction commits, so no dashboard cached before the change is served after it.
+    """
+    rollup_mark_articles(article_ids)
+    rollup_mark_companies(companies)
     transaction.on_commit(_generation_bump)
 
 
@@ -287,8 +297,9 @@ def articles_score(*, article_ids: list[int]) -> int:
                         "score": p["scores"]["positive"] - p["scores"]["negative"]}
                        for text, p in zip(group, scored, strict=True)],
         ))
-    ArticleSentiment.objects.bulk_create(rows, ignore_conflicts=True)
-    finance_data_changed()
+    with transaction.atomic():
+        ArticleSentiment.objects.bulk_create(rows, ignore_conflicts=True)
+        finance_data_changed(article_ids=[row.article_id for row in rows])
     return len(rows)
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from core.roles import Role
 from finance import services
 from finance.models import Article, ArticleSentiment, ArticleTicker, DailyPrice
+from finance.services.rollup import rollup_rebuild
 from mlcore import services as ml_services
 from mlcore.models import Family, Task
 from tests.workers import require_redis
@@ -39,6 +40,7 @@ def scored_news(source, companies):
         ArticleTicker.objects.create(article=a, company=companies["KSTR"], relevance=0.5, detected_by="name")
     for i in range(20):
         DailyPrice.objects.create(company=companies["NRVB"], date=TODAY - timedelta(days=i), close=40 + i % 3)
+    rollup_rebuild()  # written around the services
     return version
 
 
@@ -139,10 +141,12 @@ def test_analysts_share_one_dashboard_computation(client_with_roles, scored_news
     first = client_with_roles(Role.ANALYST).get(reverse("finance:dashboard"))
     with CaptureQueriesContext(connection) as queries:
         second = client_with_roles(Role.ANALYST).get(reverse("finance:dashboard"))
-    assert not [q["sql"] for q in queries.captured_queries if "finance_article" in q["sql"]]
-    for key in ("headlines", "movers", "sectors", "market_chart", "sector_chart", "status"):
-        assert second.context[key] == first.context[key]
-    assert "Norvale story 0" in second.content.decode()
+    assert not [q["sql"] for q in queries.captured_queries if "finance_" in q["sql"]]
+    assert "headlines" in first.context and "headlines" not in second.context  # the second is not rendered again
+    assert second.context["body"] == first.context["body"] and "Norvale story 0" in second.context["body"]
+    # Only the site header is the analyst's own.
+    assert first.context["user"] != second.context["user"]
+    assert second.context["user"].get_username() in second.content.decode()
     # Another window is another computation.
     other = client_with_roles(Role.ANALYST).get(reverse("finance:dashboard"), {"q": "story 11"})
     assert [h["title"] for h in other.context["headlines"]] == ["Norvale story 11"]
@@ -160,6 +164,63 @@ def test_a_cached_dashboard_shows_news_as_soon_as_it_is_scored(client_with_roles
         assert services.articles_score(article_ids=result.accepted) == 1
     html = client.get(reverse("finance:dashboard")).content.decode()
     assert "Norvale Bank profit rose" in html and "read 1 of 1 articles" in html
+
+
+def test_ticker_and_sector_pages_are_shared_until_the_data_changes(client_with_roles, scored_news, shared_cache,
+                                                                    make_user, django_capture_on_commit_callbacks):
+    from finance.services import companies as company_services
+
+    client = client_with_roles(Role.ANALYST)
+    ticker, sector = reverse("finance:ticker", args=["NRVB"]), reverse("finance:sector", args=["Financials"])
+    first = {url: client.get(url) for url in (ticker, sector)}
+    assert first[ticker].context["summary"]["stories"] == 12
+    for url in (ticker, sector):
+        again = client_with_roles(Role.ANALYST).get(url)
+        assert "summary" not in again.context and again.context["body"] == first[url].context["body"]
+    # Other filters are another page.
+    assert client.get(ticker, {"start": str(TODAY - timedelta(days=2))}).context["summary"]["stories"] == 3
+    # An analyst's edit shows at once on both pages.
+    mention = ArticleTicker.objects.filter(company__symbol="NRVB").order_by("article__published_at").first()
+    with django_capture_on_commit_callbacks(execute=True):
+        company_services.mention_remove(mention=mention, user=make_user(Role.ANALYST))
+    assert client.get(ticker).context["summary"]["stories"] == 11
+    assert sum(t["stories"] for t in client.get(sector).context["tickers"]) == 11
+
+
+def test_while_one_request_renders_a_changed_page_the_others_get_the_earlier_rendering(
+        client_with_roles, scored_news, shared_cache, make_user, django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+    from django.http import QueryDict
+
+    from finance import selectors
+    from finance.dashboard_views import page_cache_keys
+    from finance.services import companies as company_services
+
+    client = client_with_roles(Role.ANALYST)
+    url = reverse("finance:ticker", args=["NRVB"])
+    assert client.get(url).context["summary"]["stories"] == 12
+    with django_capture_on_commit_callbacks(execute=True):
+        company_services.mention_remove(mention=ArticleTicker.objects.filter(company__symbol="NRVB").first(),
+                                        user=make_user(Role.ANALYST))
+    _, latest, lock = page_cache_keys(url, QueryDict(), selectors.data_generation())
+    assert cache.add(lock, 1)  # another request is rendering the changed page
+    waiting = client.get(url)
+    assert "summary" not in waiting.context and ">12</p>" in waiting.context["body"]  # not rendered again
+    cache.delete(latest)  # nothing rendered earlier: the request renders its own
+    assert client.get(url).context["summary"]["stories"] == 11
+    cache.delete(lock)
+    assert ">11</p>" in client.get(url).context["body"]
+
+
+def test_activating_a_sentiment_model_invalidates_cached_pages(scored_news, shared_cache,
+                                                             django_capture_on_commit_callbacks):
+    from finance import selectors
+
+    before = selectors.data_generation()
+    with django_capture_on_commit_callbacks(execute=True):
+        ml_services.model_version_activate(version=ml_services.model_version_register(
+            task=Task.FINANCE_SENTIMENT, family=Family.CLASSIFIER, base_spec="x", name="second"))
+    assert selectors.data_generation() == before + 1
 
 
 def test_a_price_upload_invalidates_cached_dashboards(scored_news, shared_cache, django_capture_on_commit_callbacks):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.roles import Role
 from finance.models import ArticleTicker, Company, Source
+from finance.services.rollup import rollup_rebuild
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +33,7 @@ def sector_news(companies, make_article, seed_version):
         ArticleTicker.objects.create(article=article, company=aldr, relevance=relevance, detected_by="name")
     kestrel = make_article("Kestrel Air collapses", days_ago=0, score=-0.9, version=seed_version)
     ArticleTicker.objects.create(article=kestrel, company=companies["KSTR"], relevance=1, detected_by="name")
+    rollup_rebuild()  # written around the services
     return seed_version
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from core.roles import Role
 from finance import watchlists
 from finance.models import Article, ArticleSentiment, ArticleTicker, Watchlist
+from finance.services.rollup import rollup_rebuild
 from mlcore import services as ml_services
 from mlcore.models import Family, Task
 
@@ -41,6 +42,7 @@ def test_summary_compares_this_week_with_last(analyst, companies, source):
         ArticleSentiment.objects.create(article=a, model_version=version, score=score, label="neutral",
                                         p_positive=0, p_negative=0, p_neutral=1)
         ArticleTicker.objects.create(article=a, company=companies["NRVB"], relevance=1, detected_by="name")
+    rollup_rebuild()  # written around the services
     w = watchlists.watchlist_save(owner=analyst, name="Mine", symbols=["NRVB", "KSTR"])
     summary = watchlists.watchlist_summary(watchlist=w, end=today)
     rows = {r["company"].symbol: r for r in summary["rows"]}
