@@ -310,6 +310,10 @@ def material_embed(*, material_id: int, rerun: bool = False) -> str:
             for chunk, vector in zip(batch, vectors, strict=True):
                 chunk.embedding = np.asarray(vector, dtype=np.float32).tobytes()
             MaterialChunk.objects.bulk_update(batch, ["embedding"])
+            # A heartbeat: materials_recover fails only a material no batch has moved for a while, so a long
+            # book a live worker is still embedding is never taken for a stalled one.
+            CourseMaterial.objects.filter(pk=material_id, state=CourseMaterial.State.PROCESSING).update(
+                processing_since=timezone.now())
     except Exception as error:  # noqa: BLE001  (any model failure is shown to the teacher)
         CourseMaterial.objects.filter(pk=material_id).update(
             state=CourseMaterial.State.FAILED, error=f"Embedding failed: {error}"[:2000])
@@ -332,7 +336,8 @@ def material_embed_gave_up(*, material_id: int, attempts: int) -> bool:
 
 
 def materials_recover(*, stale_after: timedelta = timedelta(minutes=15)) -> list[int]:
-    """Fail materials a lost worker left processing, so the teacher can retry them; returns their ids.
+    """Fail materials a lost worker left processing (no batch embedded for `stale_after`: a live worker writes
+    `processing_since` after every batch), so the teacher can retry them; returns their ids.
 
     Embedding runs under the task ledger, whose sweep re-runs a lost worker's material within a minute or two;
     this is the backstop for a material whose message came without a ledger row (sent by older code).

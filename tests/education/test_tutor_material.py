@@ -162,3 +162,35 @@ def test_a_material_a_lost_worker_left_processing_is_failed_for_retry(tutor_mate
     assert CourseMaterial.objects.get(pk=ready.pk).state == "ready"
     assert svc.material_retry(material=stalled) is True
     assert svc.material_embed(material_id=stalled.pk) == "ready"
+
+
+def test_a_long_material_a_live_worker_is_embedding_is_not_taken_for_stalled(tutor_materials, tiny_encoder_spec,
+                                                                            monkeypatch):
+    """Each embedded batch moves processing_since, so the backstop never fails a material still being embedded,
+    however long the whole material takes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mlcore import api as ml
+
+    material = next(m for m in tutor_materials.values() if m.chunk_count >= 2)
+    CourseMaterial.objects.filter(pk=material.pk).update(state="pending")
+    monkeypatch.setattr(svc, "EMBED_BATCH", 1)
+    real_embed, recovered = ml.embed, []
+
+    def embed_slowly(texts):
+        if not recovered:  # the first batch took 20 minutes
+            CourseMaterial.objects.filter(pk=material.pk).update(
+                processing_since=timezone.now() - timedelta(minutes=20))
+        else:  # beat's sweep runs while the second batch is embedded
+            recovered.append(svc.materials_recover(stale_after=timedelta(minutes=15)))
+        recovered.append("batch")
+        return real_embed(texts)
+
+    monkeypatch.setattr(ml, "embed", embed_slowly)
+    assert svc.material_embed(material_id=material.pk) == "ready"
+    assert [] in recovered  # the sweep found nothing stalled
+    material.refresh_from_db()
+    assert material.state == "ready"
+
