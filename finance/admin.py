@@ -38,7 +38,7 @@ class CompanyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        finance_data_changed(companies=[obj] if change and "sector" in form.changed_data else [])
+        finance_data_changed(companies=[obj] if change and "sector" in form.changed_data else [], tickers=[obj])
 
     def delete_model(self, request, obj):
         with transaction.atomic():
@@ -81,8 +81,9 @@ class ArticleAdmin(admin.ModelAdmin):
         finance_data_changed(article_ids=_story_ids([obj.pk]))
 
     def save_related(self, request, form, formsets, change):
+        before = list(Company.objects.filter(mentions__article=form.instance))  # a mention taken off the article
         super().save_related(request, form, formsets, change)
-        finance_data_changed(article_ids=[form.instance.pk])
+        finance_data_changed(article_ids=[form.instance.pk], tickers=before)
 
     def delete_model(self, request, obj):
         with transaction.atomic():

@@ -33,16 +33,17 @@ def _round(value, digits=4):
     return None if value is None else round(float(value), digits)
 
 
-def page_body(request, template: str, build) -> str:
+def page_body(request, template: str, build, generation) -> str:
     """The page under the site header, rendered from `build()`'s context: the same for every analyst, so where the
-    cache is shared it is rendered once per data generation, page and filters and kept DASHBOARD_CACHE_SECONDS
-    (any change to finance data, and the activation of a sentiment model, starts a new generation).
+    cache is shared it is rendered once per `generation`, page and filters and kept DASHBOARD_CACHE_SECONDS. The
+    dashboard's generation is the data generation (any change to finance data, and the activation of a
+    sentiment model, starts a new one); a ticker or sector page's is its companies' (see
+    selectors.company_generations), so a change about one company leaves the other companies' pages cached.
 
     After a change, one request renders the page while the others asking for it meanwhile get the rendering
     before the change (at most DASHBOARD_CACHE_SECONDS old) instead of rendering it too; a request that finds no
     earlier rendering renders its own.
     """
-    generation = selectors.data_generation()
     if generation is None:
         return render_to_string(template, build())
     key, latest, lock = page_cache_keys(request.path, request.GET, generation)
@@ -59,12 +60,13 @@ def page_body(request, template: str, build) -> str:
     return body
 
 
-def page_cache_keys(path: str, params, generation: int) -> tuple[str, str, str]:
+def page_cache_keys(path: str, params, generation) -> tuple[str, str, str]:
     """The cache keys of a page's body: this generation's rendering, the latest rendering, and the lock of the
     request rendering this generation."""
     filters = sorted((key, values) for key, values in params.lists() if key != "export")
     page = "finance:page:" + hashlib.sha256(repr((path, filters)).encode()).hexdigest()
-    return f"{page}:{generation}", f"{page}:latest", f"{page}:{generation}:rendering"
+    stamp = hashlib.sha256(repr(generation).encode()).hexdigest()[:16]
+    return f"{page}:{stamp}", f"{page}:latest", f"{page}:{stamp}:rendering"
 
 
 RENDER_LOCK_SECONDS = 30  # a rendering that died holding the lock blocks nothing longer than this
@@ -75,7 +77,8 @@ RENDER_LOCK_SECONDS = 30  # a rendering that died holding the lock blocks nothin
 def dashboard(request):
     if request.GET.get("export") in DASHBOARD_EXPORTS:
         return _dashboard(request)
-    body = page_body(request, "finance/_dashboard_body.html", lambda: _dashboard(request))
+    body = page_body(request, "finance/_dashboard_body.html", lambda: _dashboard(request),
+                     generation=selectors.data_generation())
     return render(request, "finance/dashboard.html", {"body": body})
 
 
@@ -123,7 +126,8 @@ def ticker(request, symbol: str):
     company = get_object_or_404(Company, symbol=symbol.upper())
     if request.GET.get("export") in ("daily", "headlines"):
         return _ticker(request, company)
-    body = page_body(request, "finance/_ticker_body.html", lambda: _ticker(request, company))
+    body = page_body(request, "finance/_ticker_body.html", lambda: _ticker(request, company),
+                     generation=selectors.company_generations([company.pk]))
     return render(request, "finance/ticker.html", {"company": company, "body": body})
 
 
@@ -175,7 +179,8 @@ def sector(request, sector: str):
         raise Http404("No company is in that sector.")
     if request.GET.get("export") in ("series", "tickers", "heatmap", "headlines"):
         return _sector(request, members)
-    body = page_body(request, "finance/_sector_body.html", lambda: _sector(request, members))
+    body = page_body(request, "finance/_sector_body.html", lambda: _sector(request, members),
+                     generation=selectors.company_generations([c.pk for c in members]))
     return render(request, "finance/sector.html", {"sector": members[0].sector, "body": body})
 
 

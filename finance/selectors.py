@@ -26,6 +26,10 @@ MENTION_COLUMNS = ["article", "published_at", "symbol", "company", "sector", "re
 # (articles, mentions, scores, prices) bumps the generation first, so a cached dashboard is never stale.
 DASHBOARD_CACHE_SECONDS = 60
 DATA_GENERATION_KEY = "finance:data-generation"
+# Pages about some companies only (ticker, sector) are cached on these instead: one generation per company, bumped
+# by changes to its mentions, headlines or record, and an epoch bumped by changes to everything (prices, a model).
+PAGES_EPOCH_KEY = "finance:pages-epoch"
+COMPANY_GENERATION_KEY = "finance:company-generation:{}"
 PER_PROCESS_CACHES = ("django.core.cache.backends.locmem.LocMemCache", "django.core.cache.backends.dummy.DummyCache")
 
 
@@ -39,6 +43,21 @@ def data_generation() -> int | None:
         cache.add(DATA_GENERATION_KEY, clock.time_ns(), timeout=None)
         generation = cache.get(DATA_GENERATION_KEY)
     return generation
+
+
+def company_generations(company_ids: list[int]) -> tuple | None:
+    """The pages epoch and the page generations of these companies (None where the cache is per process): the
+    cache key of a page that shows these companies only."""
+    if settings.CACHES["default"]["BACKEND"] in PER_PROCESS_CACHES:
+        return None
+    keys = [PAGES_EPOCH_KEY, *(COMPANY_GENERATION_KEY.format(pk) for pk in sorted(company_ids))]
+    found = cache.get_many(keys)
+    missing = [key for key in keys if key not in found]
+    if missing:  # never set, or evicted: fresh values no cached page can carry
+        for key in missing:
+            cache.add(key, clock.time_ns(), timeout=None)
+        found = cache.get_many(keys)
+    return tuple(found.get(key) for key in keys)
 
 
 def bucket(score: float) -> str:

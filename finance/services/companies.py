@@ -85,7 +85,7 @@ def company_save(*, symbol: str, name: str, sector: str, aliases, company: Compa
         with transaction.atomic():
             company.save()
             # A new sector or symbol changes the dashboards' groups; a new sector, the rollup's sector rows.
-            finance_data_changed(companies=[company] if sector_changed else [])
+            finance_data_changed(companies=[company] if sector_changed else [], tickers=[company])
     except IntegrityError as exc:  # another request took the symbol in between
         raise CompanyError(f"There is already a company with the symbol {symbol}.") from exc
     return CompanySaved(company=company, created=created, names_changed=names_changed)
@@ -133,7 +133,7 @@ def mention_remove(*, mention: ArticleTicker, user) -> None:
         RemovedMention.objects.update_or_create(article_id=mention.article_id, company_id=mention.company_id,
                                                 defaults={"removed_by": user})
         mention.delete()
-        finance_data_changed(article_ids=[mention.article_id])
+        finance_data_changed(article_ids=[mention.article_id], tickers=[mention.company])
 
 
 def tickers_redetect(*, company: Company, days: int = REDETECT_DAYS) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from core.services import task_run_enqueue
 from finance.models import Article, ArticleSentiment, ArticleTicker, Company, Source
-from finance.selectors import DATA_GENERATION_KEY
+from finance.selectors import COMPANY_GENERATION_KEY, DATA_GENERATION_KEY, PAGES_EPOCH_KEY
 from finance.services.rollup import rollup_mark_articles, rollup_mark_companies
 from mlcore import api as ml
 from mlcore.data import near_duplicate_clusters, normalize_text
@@ -193,7 +193,8 @@ def articles_ingest(*, source: Source, rows: list[dict], default_tz=UTC) -> Inge
         ids = [a.pk for a in articles]
         articles_score_enqueue(article_ids=ids)  # ledger rows commit with the articles; messages go after
     if not transaction.get_connection().in_atomic_block:
-        _generation_bump()  # committed: unscored headlines show now (in a caller's transaction, the scores bump)
+        # Committed: unscored headlines show on the pages now (in a caller's transaction, the scores bump).
+        _generation_bump(companies=_mentioned(ids))
     result.accepted = ids
     return result
 
@@ -230,8 +231,9 @@ def _cluster(new_articles: list[Article]) -> int:
     Article.objects.bulk_update(updates, ["cluster_leader"])
     for old_leader, new_leader in handed_over.items():
         Article.objects.filter(cluster_leader_id=old_leader).update(cluster_leader_id=new_leader)
-    if updates:  # a scored story's leader became a copy, or the reverse
-        finance_data_changed(article_ids=[article.pk for article in updates])
+    if updates:  # a scored story's leader became a copy, or the reverse; the leaders' source counts changed
+        finance_data_changed(article_ids={article.pk for article in updates}
+                             | {article.cluster_leader_id for article in updates if article.cluster_leader_id})
     return became_copies
 
 
@@ -245,23 +247,41 @@ def articles_score_enqueue(*, article_ids: list[int], batch: int = SCORE_BATCH) 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"“A-Z0-9$])")
 
 
-def finance_data_changed(*, article_ids: Iterable[int] = (), companies: Iterable[Company] = ()) -> None:
-    """Call from every service that writes articles, mentions, scores or prices, in its transaction.
+def finance_data_changed(*, article_ids: Iterable[int] = (), companies: Iterable[Company] = (),
+                          tickers: Iterable[Company] = ()) -> None:
+    """Call from every service that writes articles, mentions, scores, companies or prices, in its transaction.
 
-    Marks the sentiment rollup's days of `article_ids` (articles whose scores, mentions or story changed) and
-    of every mention of `companies` (whose sector changed) dirty now, and bumps the finance data generation
-    once the transaction commits, so no dashboard cached before the change is served after it.
+    `article_ids`: articles whose scores, mentions or story changed; `companies`: companies whose sector changed;
+    `tickers`: other companies whose page changed (a mention taken off, a new name). Their sentiment rollup days
+    are marked dirty now; once the transaction commits, the finance data generation is bumped (no dashboard cached
+    before the change is served after it), and so are the page generations of the companies the articles mention
+    (before or after the change) and of `companies` and `tickers`. A call naming nothing (prices, a new model)
+    changes every company's page.
     """
+    article_ids, companies, tickers = list(article_ids), list(companies), list(tickers)
     rollup_mark_articles(article_ids)
     rollup_mark_companies(companies)
-    transaction.on_commit(_generation_bump)
+    if not (article_ids or companies or tickers):
+        transaction.on_commit(lambda: _generation_bump(everything=True))
+        return
+    named = {company.pk for company in [*companies, *tickers]} | _mentioned(article_ids)
+    transaction.on_commit(lambda: _generation_bump(companies=named | _mentioned(article_ids)))
 
 
-def _generation_bump() -> None:
-    try:
-        cache.incr(DATA_GENERATION_KEY)
-    except ValueError:  # never set or evicted: readers start a fresh one themselves
-        pass
+def _mentioned(article_ids: list[int]) -> set[int]:
+    return set(ArticleTicker.objects.filter(article_id__in=article_ids).values_list("company_id", flat=True)) \
+        if article_ids else set()
+
+
+def _generation_bump(*, companies: Iterable[int] = (), everything: bool = False) -> None:
+    """The data generation (every page) and the page generations of `companies`, or of all (`everything`)."""
+    keys = [DATA_GENERATION_KEY, *([PAGES_EPOCH_KEY] if everything else []),
+            *(COMPANY_GENERATION_KEY.format(pk) for pk in companies)]
+    for key in keys:
+        try:
+            cache.incr(key)
+        except ValueError:  # never set or evicted: readers start a fresh one themselves
+            pass
 
 
 def article_sentences(article: Article) -> list[str]:

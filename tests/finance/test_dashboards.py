@@ -202,7 +202,8 @@ def test_while_one_request_renders_a_changed_page_the_others_get_the_earlier_ren
     with django_capture_on_commit_callbacks(execute=True):
         company_services.mention_remove(mention=ArticleTicker.objects.filter(company__symbol="NRVB").first(),
                                         user=make_user(Role.ANALYST))
-    _, latest, lock = page_cache_keys(url, QueryDict(), selectors.data_generation())
+    nrvb = ArticleTicker.objects.filter(company__symbol="NRVB").first().company_id
+    _, latest, lock = page_cache_keys(url, QueryDict(), selectors.company_generations([nrvb]))
     assert cache.add(lock, 1)  # another request is rendering the changed page
     waiting = client.get(url)
     assert "summary" not in waiting.context and ">12</p>" in waiting.context["body"]  # not rendered again
@@ -210,6 +211,38 @@ def test_while_one_request_renders_a_changed_page_the_others_get_the_earlier_ren
     assert client.get(url).context["summary"]["stories"] == 11
     cache.delete(lock)
     assert ">11</p>" in client.get(url).context["body"]
+
+
+def test_a_change_about_one_company_leaves_other_companies_pages_cached(
+        client_with_roles, scored_news, shared_cache, companies, source, make_user, django_capture_on_commit_callbacks):
+    from finance.services import companies as company_services
+
+    hlvm = Article.objects.create(source=source, title="Halvorsen Mining output steady", content_hash="h" * 40,
+                                  published_at=timezone.now())
+    ArticleSentiment.objects.create(article=hlvm, model_version=scored_news, score=0.1, label="neutral",
+                                    p_positive=0.1, p_negative=0.0, p_neutral=0.9)
+    ArticleTicker.objects.create(article=hlvm, company=companies["HLVM"], relevance=1.0, detected_by="name")
+    rollup_rebuild()
+    client = client_with_roles(Role.ANALYST)
+    pages = {symbol: reverse("finance:ticker", args=[symbol]) for symbol in ("NRVB", "KSTR", "HLVM")}
+    sectors = {name: reverse("finance:sector", args=[name]) for name in ("Materials", "Industrials")}
+    for url in [*pages.values(), *sectors.values()]:
+        client.get(url)
+    # An analyst takes Kestrel off a story about both Norvale and Kestrel.
+    mention = ArticleTicker.objects.filter(company__symbol="KSTR").order_by("article__published_at").first()
+    with django_capture_on_commit_callbacks(execute=True):
+        company_services.mention_remove(mention=mention, user=make_user(Role.ANALYST))
+    assert "summary" not in client.get(pages["HLVM"]).context  # still the cached rendering
+    assert "tickers" not in client.get(sectors["Materials"]).context
+    assert client.get(pages["KSTR"]).context["summary"]["stories"] == 11  # rendered again, without the story
+    assert client.get(pages["NRVB"]).context["summary"]["stories"] == 12  # rendered again: its story changed
+    assert sum(t["stories"] for t in client.get(sectors["Industrials"]).context["tickers"]) == 11
+    # Prices (and a new model) change every company's page.
+    from finance.services.prices import prices_upload
+
+    with django_capture_on_commit_callbacks(execute=True):
+        prices_upload(user=None, data=b"symbol,date,close\nHLVM,2026-01-05,41.5\n", filename="p.csv")
+    assert "summary" in client.get(pages["HLVM"]).context
 
 
 def test_activating_a_sentiment_model_invalidates_cached_pages(scored_news, shared_cache,
