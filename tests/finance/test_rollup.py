@@ -187,3 +187,21 @@ def test_a_refresh_waits_for_a_writer_holding_the_day(scored, companies):
     assert float(hlvm["weighted"].sum() / hlvm["relevance"].sum()) == pytest.approx(0.9)
     assert int(hlvm["positive"].sum()) == 1
     assert rollup_refresh(start=day, end=day) == 0  # clean
+
+
+def test_the_rebuild_command_picks_up_everything_written_around_the_services(scored, companies):
+    import io
+
+    from django.core.management import call_command
+
+    assert_rollup_matches_mentions()
+    article = Article.objects.create(source=scored["source"], title="Restored from a dump", content_hash="d" * 40,
+                                     published_at=NOW - timedelta(days=3))
+    ArticleSentiment.objects.create(article=article, model_version=ArticleSentiment.objects.first().model_version,
+                                    label="positive", score=0.7, p_positive=0.8, p_neutral=0.1, p_negative=0.1)
+    ArticleTicker.objects.create(article=article, company=companies["KSTR"], relevance=1, detected_by="name")
+    out = io.StringIO()
+    call_command("finance_rollup", stdout=out)
+    assert "Recomputed the sentiment rollup of" in out.getvalue()
+    assert not SentimentDayState.objects.filter(dirty=True).exists()
+    assert assert_rollup_matches_mentions()[SentimentDay.Scope.MARKET]["stories"].sum() == 6
