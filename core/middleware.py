@@ -13,9 +13,13 @@ logger = logging.getLogger(__name__)
 DATABASE_UNAVAILABLE = "The database was unavailable; nothing was saved. Try again."
 
 
-def wants_json(request) -> bool:
-    accept = request.headers.get("Accept", "")
-    return request.path.startswith("/api/") or ("application/json" in accept and "text/html" not in accept)
+def wants_json(request, *, honour_accept: bool = True) -> bool:
+    """Whether to answer this request's error as JSON: always under /api/ (as the schema says), and, with
+    honour_accept, when the Accept header asks for JSON and not HTML (a page's script polling a status URL)."""
+    if request.path.startswith("/api/"):
+        return True
+    accept = request.headers.get("Accept", "") if honour_accept else ""
+    return "application/json" in accept and "text/html" not in accept
 
 
 class DatabaseUnavailableMiddleware:

@@ -4,6 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from core.middleware import wants_json
 from core.roles import entries_for, user_roles
 from core.selectors import system_health
 
@@ -25,24 +26,20 @@ def healthz(request):
     return JsonResponse(health, status=503 if health["status"] == "down" else 200)
 
 
-def _is_api(request) -> bool:
-    # A program calling the JSON API gets its errors as JSON (as the schema says), not as an HTML page.
-    return request.path.startswith("/api/")
-
-
+# JSON errors only under /api/, where the schema documents them; the site's 403/404/500 pages stay HTML for any Accept.
 def permission_denied(request, exception=None):
-    if _is_api(request):
+    if wants_json(request, honour_accept=False):
         return JsonResponse({"detail": str(exception or "") or "You do not have permission to do this."}, status=403)
     return render(request, "403.html", {"reason": str(exception or "")}, status=403)
 
 
 def page_not_found(request, exception=None):
-    if _is_api(request):
+    if wants_json(request, honour_accept=False):
         return JsonResponse({"detail": "Not found."}, status=404)
     return render(request, "404.html", status=404)
 
 
 def server_error(request):
-    if _is_api(request):
+    if wants_json(request, honour_accept=False):
         return JsonResponse({"detail": "Something went wrong on our side; nothing was saved half-way."}, status=500)
     return render(request, "500.html", status=500)
