@@ -1,5 +1,8 @@
 """Writer pages: worlds, lore, characters, stories with streamed generation, dialogue trees and exports."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -113,88 +116,105 @@ def blocklist_save(request, pk):
 # Lore and characters ------------------------------------------------------------------------------
 
 
-def _lore_form_page(request, project, entry):
-    initial = {}
+@dataclass(frozen=True)
+class _WorldPart:
+    """What differs between a world's lore entries and its characters; their edit and delete flows are shared."""
+
+    kind: str  # as the edit page names it
+    section: str  # the world page's anchor to go back to
+    delete_url: str
+    form: Callable  # (data, project, obj) -> the form, filled from obj when editing
+    save: Callable  # (project, obj, fields): the service that creates or updates one
+    delete: Callable  # (obj): the service that deletes one, raising StudioError to refuse
+    saved: str
+    deleted: Callable  # (obj) -> the message after a delete
+
+
+def _lore_form(data, project, entry):
+    initial = None
     if entry is not None:
         initial = {"title": entry.title, "keys": ", ".join(entry.keys), "text": entry.text, "priority": entry.priority,
                    "enabled": entry.enabled, "can_trigger_others": entry.can_trigger_others, "parent": entry.parent}
-    form = forms.LoreEntryForm(request.POST or None, project=project, entry=entry, initial=initial or None)
+    return forms.LoreEntryForm(data, project=project, entry=entry, initial=initial)
+
+
+_LORE = _WorldPart(
+    kind="lore entry", section="#lore", delete_url="entertainment:lore_delete", form=_lore_form,
+    save=lambda project, entry, fields: services.lore_entry_save(project=project, entry=entry, **fields),
+    delete=lambda entry: services.lore_entry_delete(entry=entry),
+    saved="Lore entry saved.", deleted=lambda entry: f"Deleted “{entry.title}” and the entries under it.",
+)
+_CHARACTER = _WorldPart(
+    kind="character", section="#characters", delete_url="entertainment:character_delete",
+    form=lambda data, project, character: forms.CharacterForm(data, instance=character),
+    save=lambda project, character, fields: services.character_save(project=project, character=character, **fields),
+    delete=lambda character: services.character_delete(character=character),
+    saved="Character saved.", deleted=lambda character: f"Deleted {character.name}.",
+)
+
+
+def _part_form_page(request, part: _WorldPart, project, obj):
+    form = part.form(request.POST or None, project, obj)
     if request.method == "POST" and form.is_valid():
         try:
-            services.lore_entry_save(project=project, entry=entry, **form.cleaned_data)
+            part.save(project, obj, form.cleaned_data)
         except services.StudioError as exc:
             form.add_error(None, _message(exc))
         else:
-            messages.success(request, "Lore entry saved.")
-            return redirect(reverse("entertainment:project", args=[project.pk]) + "#lore")
+            messages.success(request, part.saved)
+            return redirect(reverse("entertainment:project", args=[project.pk]) + part.section)
     return render(request, "entertainment/edit.html", {
-        "project": project, "form": form, "object": entry, "kind": "lore entry",
-        "delete_url": reverse("entertainment:lore_delete", args=[entry.pk]) if entry else "",
+        "project": project, "form": form, "object": obj, "kind": part.kind,
+        "delete_url": reverse(part.delete_url, args=[obj.pk]) if obj else "",
     }, status=400 if form.is_bound and form.errors else 200)
+
+
+def _part_delete(request, part: _WorldPart, obj):
+    back = reverse("entertainment:project", args=[obj.project_id])
+    try:
+        part.delete(obj)
+    except services.StudioError as exc:
+        return _refused(request, _message(exc), back=back)
+    messages.success(request, part.deleted(obj))
+    return redirect(back + part.section)
 
 
 @role_required(Role.WRITER)
 @require_http_methods(["GET", "POST"])
 def lore_new(request, pk):
-    return _lore_form_page(request, selectors.project_get(user=request.user, pk=pk), None)
+    return _part_form_page(request, _LORE, selectors.project_get(user=request.user, pk=pk), None)
 
 
 @role_required(Role.WRITER)
 @require_http_methods(["GET", "POST"])
 def lore_edit(request, pk):
     entry = selectors.lore_get(user=request.user, pk=pk)
-    return _lore_form_page(request, entry.project, entry)
+    return _part_form_page(request, _LORE, entry.project, entry)
 
 
 @role_required(Role.WRITER)
 @require_POST
 def lore_delete(request, pk):
-    entry = selectors.lore_get(user=request.user, pk=pk)
-    services.lore_entry_delete(entry=entry)
-    messages.success(request, f"Deleted “{entry.title}” and the entries under it.")
-    return redirect(reverse("entertainment:project", args=[entry.project_id]) + "#lore")
-
-
-def _character_form_page(request, project, character):
-    form = forms.CharacterForm(request.POST or None, instance=character)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.character_save(project=project, character=character, **form.cleaned_data)
-        except services.StudioError as exc:
-            form.add_error(None, _message(exc))
-        else:
-            messages.success(request, "Character saved.")
-            return redirect(reverse("entertainment:project", args=[project.pk]) + "#characters")
-    return render(request, "entertainment/edit.html", {
-        "project": project, "form": form, "object": character, "kind": "character",
-        "delete_url": reverse("entertainment:character_delete", args=[character.pk]) if character else "",
-    }, status=400 if form.is_bound and form.errors else 200)
+    return _part_delete(request, _LORE, selectors.lore_get(user=request.user, pk=pk))
 
 
 @role_required(Role.WRITER)
 @require_http_methods(["GET", "POST"])
 def character_new(request, pk):
-    return _character_form_page(request, selectors.project_get(user=request.user, pk=pk), None)
+    return _part_form_page(request, _CHARACTER, selectors.project_get(user=request.user, pk=pk), None)
 
 
 @role_required(Role.WRITER)
 @require_http_methods(["GET", "POST"])
 def character_edit(request, pk):
     character = selectors.character_get(user=request.user, pk=pk)
-    return _character_form_page(request, character.project, character)
+    return _part_form_page(request, _CHARACTER, character.project, character)
 
 
 @role_required(Role.WRITER)
 @require_POST
 def character_delete(request, pk):
-    character = selectors.character_get(user=request.user, pk=pk)
-    back = reverse("entertainment:project", args=[character.project_id])
-    try:
-        services.character_delete(character=character)
-    except services.StudioError as exc:
-        return _refused(request, _message(exc), back=back)
-    messages.success(request, f"Deleted {character.name}.")
-    return redirect(back + "#characters")
+    return _part_delete(request, _CHARACTER, selectors.character_get(user=request.user, pk=pk))
 
 
 # Stories ------------------------------------------------------------------------------------------

@@ -39,30 +39,32 @@ def task_detail(request, task):
     return render(request, "mlcore/task.html", selectors.task_versions(task=task))
 
 
-@role_required(Role.OPERATOR)
-@require_POST
-def version_activate(request, version_id):
+def _version_change(request, version_id, *, action, done):
+    """Run a registry action on one version, flash its outcome (or the refusal) and go back to the version's row."""
     version = get_object_or_404(ModelVersion, pk=version_id)
     try:
-        services.model_version_activate(version=version)
+        action(version=version)
     except services.RegistryError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Version {version.pk} is now the active model for {version.get_task_display()}.")
+        messages.success(request, done(version))
     return redirect(_version_url(version.pk, version.task))
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def version_activate(request, version_id):
+    return _version_change(
+        request, version_id, action=services.model_version_activate,
+        done=lambda version: f"Version {version.pk} is now the active model for {version.get_task_display()}.",
+    )
 
 
 @role_required(Role.OPERATOR)
 @require_POST
 def version_archive(request, version_id):
-    version = get_object_or_404(ModelVersion, pk=version_id)
-    try:
-        services.model_version_archive(version=version)
-    except services.RegistryError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"Version {version.pk} is archived.")
-    return redirect(_version_url(version.pk, version.task))
+    return _version_change(request, version_id, action=services.model_version_archive,
+                           done=lambda version: f"Version {version.pk} is archived.")
 
 
 @role_required(Role.OPERATOR)
