@@ -82,9 +82,10 @@ def score_distribution_figure(*, assignment: Assignment, rows: list[GradingRow])
             {"type": "bar", "name": "teacher grade", "x": scores, "y": [teacher.get(s, 0) for s in scores],
              "marker": {"color": "#1f7a4d"}},
         ],
-        "layout": {"height": 260, "barmode": "group", "margin": {"t": 10, "r": 10, "b": 40, "l": 40},
+        # The legend sits above the bars: below them it ran into the x-axis title.
+        "layout": {"height": 260, "barmode": "group", "margin": {"t": 30, "r": 10, "b": 40, "l": 40},
                    "xaxis": {"title": {"text": "score"}, "dtick": 1}, "yaxis": {"title": {"text": "essays"}},
-                   "legend": {"orientation": "h", "y": -0.25}},
+                   "legend": {"orientation": "h", "x": 0, "y": 1, "yanchor": "bottom"}},
     }
 
 
