@@ -22,7 +22,9 @@ def test_the_worker_streams_text_into_the_job_and_appends_the_segment(writer, st
     env = {**app_broker_env(), "MLCORE_HOME": str(mlcore_home)}
     with celery_worker(broker_url=env["CELERY_BROKER_URL"], queues="ml", extra_env=env, log_dir=tmp_path):
         job = generation.story_generate(owner=writer, story=story, mode="continue",
-                                        params={"seed": 11, "temperature": 1.0, "max_new_tokens": 200,
+                                        # Greedy: the random tiny model then writes all 200 tokens (sampled, it
+                                        # soon picks its end token, and 9 tokens stream in one or two flushes).
+                                        params={"seed": 11, "temperature": 0.0, "max_new_tokens": 200,
                                                 "stop": ["NEVER-SEEN"]})
         seen, deadline = [], time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -31,7 +33,7 @@ def test_the_worker_streams_text_into_the_job_and_appends_the_segment(writer, st
                 seen.append(row["text"])
             if row["state"] not in ("queued", "running"):
                 break
-            time.sleep(0.02)
+            time.sleep(0.002)  # the tiny model writes ~1,000 tokens/s: a flush (every 8) lasts a few ms
     job.refresh_from_db()
     assert job.state == "done", job.error
     assert len(seen) >= 2, "the text should be seen growing while the worker writes"
