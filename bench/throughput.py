@@ -5,23 +5,27 @@ What it measures, on the real Financial PhraseBank sentences, on CPU with 2 torc
 1. Accuracy. all-MiniLM-L6-v2 is fine-tuned as a 3-class classifier with `mlcore.training.train_encoder`
    on the train split of `Sentences_50Agree.txt` (read with `mlcore.data.read_phrasebank`, then
    `clean_and_dedup` and `assign_splits`, the same pipeline the app uses). Test-split accuracy and
-   macro-F1 are reported for the fine-tuned model in fp32 (predicted by `mlcore.runtime.classify`) and
-   for a dynamic-int8 copy of the same model (`torch.ao.quantization.quantize_dynamic` on its Linear layers).
+   macro-F1 are reported for the fine-tuned model in fp32 (predicted by `mlcore.runtime.classify`), for a
+   dynamic-int8 copy of the same model (`torch.ao.quantization.quantize_dynamic` on its Linear layers), and
+   as `mlcore.runtime.classify` serves it through ONNX Runtime (MLCORE_ENCODER_BACKEND=onnx), fp32 and int8.
 2. Speed, in sentences per second, on 1,000 PhraseBank sentences spread over the cleaned set (the BERT-base
    rows on an evenly spaced 300 of them) and on the headline-length ones (at most 16 tokens):
    - MiniLM through `mlcore.runtime.classify` (length-sorted batches of 64, dynamic padding), fp32 and int8
      (the int8 row swaps the quantised model into the runtime's cache entry, so the same code path runs);
+   - MiniLM through `mlcore.runtime.classify` on ONNX Runtime, fp32 and int8 (the graphs `mlcore.onnx_serving`
+     exports and quantises, swapped into the runtime's cache entry the same way);
    - MiniLM in a plain loop, batches of 32 padded to `--max-length` (the naive baseline, for contrast);
    - a BERT-base-sized classifier (BertConfig defaults: 12 layers, hidden 768, 110 M parameters; random
      weights, which cost the same time as trained ones) with the MiniLM tokenizer, in the same
-     length-sorted dynamic-padding loop as the runtime, fp32 and int8.
+     length-sorted dynamic-padding loop as the runtime, fp32 and int8, in torch and (exported by
+     `mlcore.onnx_serving` from a saved copy) in ONNX Runtime.
 
 Speeds are the best of `--repeats` passes after a warm-up pass. Every row records how much CPU other
 processes used meanwhile and is measured again (up to `--tries`) when they took more than 15% of the cores.
 
 Goals being checked: MiniLM >= 10x BERT-base sentences/s, and >= 1,000 sentences/s on 2 cores.
 
-Run (about 12 minutes on 2 quiet cores, 7.5 of them fine-tuning; results go to var/bench/throughput-*.json):
+Run (about 10 minutes on 2 quiet cores, 5.5 of them fine-tuning; results go to var/bench/throughput-*.json):
 
     .venv/bin/python bench/throughput.py [--data ../shared/data/financial_phrasebank] [--sentences 1000]
         [--train-epochs 3] [--file Sentences_50Agree.txt]
@@ -44,6 +48,7 @@ import _common  # bench/ is sys.path[0] when this file runs as a script
 LABELS = ["positive", "neutral", "negative"]
 DEFAULT_DATA = _common.REPO.parent / "shared" / "data" / "financial_phrasebank"
 WORK_DIR = _common.RESULTS_DIR / "throughput-minilm"
+BERT_DIR = _common.RESULTS_DIR / "throughput-bert-base"  # the random BERT-base, saved for the ONNX export
 
 
 def parse_args(argv=None):
@@ -166,20 +171,46 @@ def fine_tune(splits, args) -> dict:
             "epochs_run": result.epochs_run, "validation": result.metrics, "history": result.history}
 
 
+def serve_as(backend: str, *, int8: bool) -> None:
+    """Settings for `mlcore.runtime` as a worker would have them, and an empty model cache to load afresh."""
+    from django.conf import settings
+
+    from mlcore import runtime
+
+    settings.MLCORE_ENCODER_BACKEND = backend
+    settings.MLCORE_CPU_INT8 = frozenset({"classifier"} if int8 else ())
+    runtime.cache.clear()
+
+
 def accuracy_rows(model_dir: str, test, args) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from mlcore import metrics, runtime
 
     texts, gold = [r.text for r in test], [r.label for r in test]
-    fp32 = [p["label"] for p in runtime.classify(model_dir, texts, batch_size=args.batch_size)]
+
+    def served(backend, int8):
+        serve_as(backend, int8=int8)
+        return [p["label"] for p in runtime.classify(model_dir, texts, batch_size=args.batch_size)]
+
+    fp32 = served("torch", False)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = quantize(AutoModelForSequenceClassification.from_pretrained(model_dir).eval())
     int8 = [LABELS[i] for i in predict_sorted(model, tokenizer, texts, batch_size=args.batch_size, max_length=256)]
+    onnx_fp32, onnx_int8 = served("onnx", False), served("onnx", True)
+    serve_as("torch", int8=False)
+
+    def agreement(a, b):
+        return round(sum(x == y for x, y in zip(a, b, strict=True)) / len(texts), 4)
+
     return {
         "fp32": metrics.classification_report(gold, fp32, LABELS),
         "int8": metrics.classification_report(gold, int8, LABELS),
-        "fp32_int8_agreement": round(sum(a == b for a, b in zip(fp32, int8, strict=True)) / len(texts), 4),
+        "onnx_fp32": metrics.classification_report(gold, onnx_fp32, LABELS),
+        "onnx_int8": metrics.classification_report(gold, onnx_int8, LABELS),
+        "fp32_int8_agreement": agreement(fp32, int8),
+        "fp32_onnx_fp32_agreement": agreement(fp32, onnx_fp32),
+        "fp32_onnx_int8_agreement": agreement(fp32, onnx_int8),
     }
 
 
@@ -187,13 +218,24 @@ def speed_rows(model_dir: str, texts: list[str], bert_texts: list[str], short_te
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from mlcore import runtime
+    from mlcore import onnx_serving, runtime
 
     bs = args.batch_size
     rows = {}
+    serve_as("torch", int8=False)
     loaded = runtime.encoder(model_dir, "classifier")
     fp32_model, tok = loaded.model, loaded.tokenizer
     int8_model = quantize(fp32_model)
+
+    def exported(path, key, int8):
+        # The first load exports (and quantises) and caches the graph; its time is reported, not in the rates.
+        seconds, model = _common.timed(onnx_serving.load, str(path), "classifier", int8=int8)
+        rows[key] = {"load_seconds": round(seconds, 1), "file": str(model.file),
+                     "file_mb": round(model.file.stat().st_size / 2**20, 1)}
+        return model
+
+    onnx_fp32 = exported(model_dir, "minilm_fp32_onnx_export", False)
+    onnx_int8 = exported(model_dir, "minilm_int8_onnx_export", True)
 
     def measure(key, fn, sample):
         row, other, attempts = _common.measure_clean(
@@ -220,20 +262,32 @@ def speed_rows(model_dir: str, texts: list[str], bert_texts: list[str], short_te
     bert_tok = AutoTokenizer.from_pretrained(model_dir)
     bert = BertForSequenceClassification(BertConfig(vocab_size=bert_tok.vocab_size, num_labels=3)).eval()
     bert_int8 = quantize(bert)
+    bert.save_pretrained(BERT_DIR)
+    bert_tok.save_pretrained(BERT_DIR)
+    bert_onnx = exported(BERT_DIR, "bert_base_fp32_onnx_export", False)
+    bert_onnx_int8 = exported(BERT_DIR, "bert_base_int8_onnx_export", True)
 
     measure("minilm_fp32_runtime", through_runtime(fp32_model), texts)
     measure("minilm_int8_runtime", through_runtime(int8_model), texts)
+    measure("minilm_fp32_onnx_runtime", through_runtime(onnx_fp32), texts)
+    measure("minilm_int8_onnx_runtime", through_runtime(onnx_int8), texts)
     measure("minilm_fp32_padded", lambda sample: predict_padded(fp32_model, tok, sample, batch_size=32,
                                                                 max_length=args.max_length), texts)
     measure("minilm_fp32_sorted_loop", sorted_loop(fp32_model, tok), texts)
     measure("bert_base_fp32_sorted_loop", sorted_loop(bert, bert_tok), bert_texts)
     measure("bert_base_int8_sorted_loop", sorted_loop(bert_int8, bert_tok), bert_texts)
+    measure("bert_base_fp32_onnx_sorted_loop", sorted_loop(bert_onnx, bert_tok), bert_texts)
+    measure("bert_base_int8_onnx_sorted_loop", sorted_loop(bert_onnx_int8, bert_tok), bert_texts)
     if short_texts:
         measure("minilm_fp32_runtime_headline", through_runtime(fp32_model), short_texts)
         measure("minilm_int8_runtime_headline", through_runtime(int8_model), short_texts)
+        measure("minilm_fp32_onnx_runtime_headline", through_runtime(onnx_fp32), short_texts)
+        measure("minilm_int8_onnx_runtime_headline", through_runtime(onnx_int8), short_texts)
         bert_short = evenly_spaced(short_texts, len(bert_texts))
         measure("bert_base_fp32_sorted_loop_headline", sorted_loop(bert, bert_tok), bert_short)
         measure("bert_base_int8_sorted_loop_headline", sorted_loop(bert_int8, bert_tok), bert_short)
+        measure("bert_base_fp32_onnx_sorted_loop_headline", sorted_loop(bert_onnx, bert_tok), bert_short)
+        measure("bert_base_int8_onnx_sorted_loop_headline", sorted_loop(bert_onnx_int8, bert_tok), bert_short)
     rows["bert_base_parameters"] = sum(p.numel() for p in bert.parameters())
     rows["minilm_parameters"] = sum(p.numel() for p in fp32_model.parameters())
     rows["bert_base_encoder_linear_macs_per_token"] = encoder_macs(bert)
@@ -309,10 +363,14 @@ def main(argv=None) -> int:
     speed_labels = [
         ("minilm_fp32_runtime", "MiniLM-L6 fp32, mlcore.runtime.classify (sorted, dynamic padding)"),
         ("minilm_int8_runtime", "MiniLM-L6 int8, mlcore.runtime.classify (sorted, dynamic padding)"),
+        ("minilm_fp32_onnx_runtime", "MiniLM-L6 fp32, ONNX Runtime through mlcore.runtime.classify"),
+        ("minilm_int8_onnx_runtime", "MiniLM-L6 int8, ONNX Runtime through mlcore.runtime.classify"),
         ("minilm_fp32_sorted_loop", "MiniLM-L6 fp32, bench loop (sorted, dynamic padding)"),
         ("minilm_fp32_padded", f"MiniLM-L6 fp32, naive loop (bs 32, padded to {args.max_length})"),
         ("bert_base_fp32_sorted_loop", "BERT-base fp32, bench loop (sorted, dynamic padding)"),
         ("bert_base_int8_sorted_loop", "BERT-base int8, bench loop (sorted, dynamic padding)"),
+        ("bert_base_fp32_onnx_sorted_loop", "BERT-base fp32, ONNX Runtime, bench loop"),
+        ("bert_base_int8_onnx_sorted_loop", "BERT-base int8, ONNX Runtime, bench loop"),
     ]
     headers = ["model / path", f"sentences/s, PhraseBank sample ({stats['mean']} tokens)", "x BERT-base fp32"]
     if short_texts:
@@ -342,19 +400,30 @@ def main(argv=None) -> int:
             [["fp32 (mlcore.runtime.classify)", f"{accuracy['fp32']['accuracy']:.3f}",
               f"{accuracy['fp32']['macro_f1']:.3f}"],
              ["int8 (quantize_dynamic copy)", f"{accuracy['int8']['accuracy']:.3f}",
-              f"{accuracy['int8']['macro_f1']:.3f}"]]))
+              f"{accuracy['int8']['macro_f1']:.3f}"],
+             ["ONNX Runtime fp32 (mlcore.runtime.classify)", f"{accuracy['onnx_fp32']['accuracy']:.3f}",
+              f"{accuracy['onnx_fp32']['macro_f1']:.3f}"],
+             ["ONNX Runtime int8 (mlcore.runtime.classify)", f"{accuracy['onnx_int8']['accuracy']:.3f}",
+              f"{accuracy['onnx_int8']['macro_f1']:.3f}"]]))
         print(f"Validation split, best of {training_info['epochs_run']} epochs: accuracy "
               f"{val.get('accuracy', 0):.3f}, macro-F1 {val.get('macro_f1', 0):.3f}")
 
     def goal_figures(suffix: str) -> dict:
         fp32, int8 = sps("minilm_fp32_runtime" + suffix), sps("minilm_int8_runtime" + suffix)
         bert_fp32, bert_int8 = sps("bert_base_fp32_sorted_loop" + suffix), sps("bert_base_int8_sorted_loop" + suffix)
+        onnx_fp32, onnx_int8 = sps("minilm_fp32_onnx_runtime" + suffix), sps("minilm_int8_onnx_runtime" + suffix)
+        bert_onnx_fp32 = sps("bert_base_fp32_onnx_sorted_loop" + suffix)
+        bert_onnx_int8 = sps("bert_base_int8_onnx_sorted_loop" + suffix)
+        best = max(fp32, int8, onnx_fp32, onnx_int8)
         return {
             "speedup_fp32_vs_bert_fp32": round(fp32 / bert_fp32, 2),
             "speedup_int8_vs_bert_int8": round(int8 / bert_int8, 2),
             "ratio_goal_10x_met": fp32 / bert_fp32 >= 10 and int8 / bert_int8 >= 10,
-            "best_minilm_sentences_per_s": max(fp32, int8),
-            "throughput_goal_1000_met": max(fp32, int8) >= 1000,
+            "onnx_speedup_fp32_vs_bert_fp32": round(onnx_fp32 / bert_onnx_fp32, 2),
+            "onnx_speedup_int8_vs_bert_int8": round(onnx_int8 / bert_onnx_int8, 2),
+            "onnx_ratio_goal_10x_met": onnx_fp32 / bert_onnx_fp32 >= 10 and onnx_int8 / bert_onnx_int8 >= 10,
+            "best_minilm_sentences_per_s": best,
+            "throughput_goal_1000_met": best >= 1000,
         }
 
     goals = goal_figures("")
@@ -362,19 +431,26 @@ def main(argv=None) -> int:
     if short_texts:
         goals["headline_subset"] = goal_figures("_headline")
     print()
-    print(f"Goal MiniLM >= 10x BERT-base: fp32 {goals['speedup_fp32_vs_bert_fp32']}x, "
-          f"int8 {goals['speedup_int8_vs_bert_int8']}x -> {'met' if goals['ratio_goal_10x_met'] else 'NOT met'}")
+    print(f"Goal MiniLM >= 10x BERT-base: torch fp32 {goals['speedup_fp32_vs_bert_fp32']}x, "
+          f"int8 {goals['speedup_int8_vs_bert_int8']}x -> {'met' if goals['ratio_goal_10x_met'] else 'NOT met'}; "
+          f"ONNX Runtime fp32 {goals['onnx_speedup_fp32_vs_bert_fp32']}x, int8 "
+          f"{goals['onnx_speedup_int8_vs_bert_int8']}x -> {'met' if goals['onnx_ratio_goal_10x_met'] else 'NOT met'}")
     print(f"Goal >= 1,000 sentences/s on {args.threads} threads: best MiniLM path {best_minilm:.0f}/s -> "
           f"{'met' if goals['throughput_goal_1000_met'] else 'NOT met'}")
     if short_texts:
         head = goals["headline_subset"]
-        print(f"Headline-length subset: MiniLM vs BERT-base fp32 {head['speedup_fp32_vs_bert_fp32']}x, "
+        print(f"Headline-length subset: MiniLM vs BERT-base torch fp32 {head['speedup_fp32_vs_bert_fp32']}x, "
               f"int8 {head['speedup_int8_vs_bert_int8']}x -> 10x goal "
-              f"{'met' if head['ratio_goal_10x_met'] else 'NOT met'}; "
+              f"{'met' if head['ratio_goal_10x_met'] else 'NOT met'}; ONNX Runtime fp32 "
+              f"{head['onnx_speedup_fp32_vs_bert_fp32']}x, int8 {head['onnx_speedup_int8_vs_bert_int8']}x -> "
+              f"{'met' if head['onnx_ratio_goal_10x_met'] else 'NOT met'}; "
               f"best MiniLM path {head['best_minilm_sentences_per_s']:.0f}/s -> 1,000/s goal "
               f"{'met' if head['throughput_goal_1000_met'] else 'NOT met'}")
     if accuracy:
-        print(f"fp32 and int8 predictions agree on {100 * accuracy['fp32_int8_agreement']:.1f}% of the test split")
+        print(f"Predictions agreeing with torch fp32 on the test split: torch int8 "
+              f"{100 * accuracy['fp32_int8_agreement']:.1f}%, ONNX Runtime fp32 "
+              f"{100 * accuracy['fp32_onnx_fp32_agreement']:.1f}%, "
+              f"int8 {100 * accuracy['fp32_onnx_int8_agreement']:.1f}%")
     total = time.monotonic() - started
     print(f"Load average before speed {load_before:.2f} (waited {waited:.0f} s), after "
           f"{info['load_average_after_speed'][0]:.2f}; {_common.describe_other_load(info['other_load_during_speed'])}"

@@ -351,6 +351,12 @@ MLCORE_DEVICE = os.environ.get("MLCORE_DEVICE", "auto")
 MLCORE_LM_BACKEND = os.environ.get("MLCORE_LM_BACKEND", "auto").lower()
 # Encoder kinds served with dynamic int8 Linear layers on CPU ("none" for none): measured in docs/benchmarks.md.
 MLCORE_CPU_INT8 = frozenset(env_list("MLCORE_CPU_INT8", "classifier")) - {"none"}
+# Who runs encoders on CPU: "onnx" (ONNX Runtime on a graph exported once and cached under MLCORE_HOME/onnx,
+# int8 for the kinds above; 1.1x torch's int8 sentences/s at the same PhraseBank accuracy, docs/benchmarks.md)
+# or "torch". GPUs always run torch, and so does a model the exporter cannot trace.
+MLCORE_ENCODER_BACKEND = os.environ.get("MLCORE_ENCODER_BACKEND", "onnx").lower()
+if MLCORE_ENCODER_BACKEND not in {"torch", "onnx"}:
+    raise ImproperlyConfigured(f"MLCORE_ENCODER_BACKEND must be torch or onnx, not {MLCORE_ENCODER_BACKEND!r}")
 # A running training job with no progress for this long is taken as lost and requeued.
 MLCORE_JOB_STALE_SECONDS = int(os.environ.get("MLCORE_JOB_STALE_SECONDS", "300"))
 

@@ -1,4 +1,4 @@
-"""Loading and running models: the only module (with mlcore.training) that imports torch.
+"""Loading and running models (with mlcore.training and mlcore.onnx_serving, the only modules importing torch).
 
 Models load lazily in the process that uses them (a worker child, never a parent that forks)
 and stay in an LRU cache bounded by MLCORE_CACHE_MB. Inference is batched by length with
@@ -103,13 +103,24 @@ def _load_encoder(path: str, kind: str, device: torch.device) -> Loaded:
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     meta = read_sidecar(path)
+    int8 = device.type == "cpu" and kind in settings.MLCORE_CPU_INT8
+    if device.type == "cpu" and settings.MLCORE_ENCODER_BACKEND == "onnx" and Path(path).is_dir():
+        from mlcore import onnx_serving
+
+        try:
+            model = onnx_serving.load(path, kind, int8=int8)
+        except Exception:  # an architecture the exporter cannot trace, a read-only MLCORE_HOME: torch still serves
+            log.exception("onnx: cannot serve %s (%s) through ONNX Runtime; serving it with torch", path, kind)
+        else:
+            meta = {**meta, "backend": "onnx", **({"int8": True} if int8 else {})}
+            return Loaded(model, tokenizer, kind, device, model.file.stat().st_size, meta)
     if kind == "embedder":
         model = AutoModel.from_pretrained(path)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(path)
     model.to(device).eval()
     nbytes = _param_bytes(model)
-    if device.type == "cpu" and kind in settings.MLCORE_CPU_INT8:
+    if int8:
         # Dynamic int8 Linear layers: 2.2x the sentences/s of fp32 on CPU at the same PhraseBank accuracy
         # (docs/benchmarks.md). Packed int8 weights are not parameters any more, so the size is taken before.
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
