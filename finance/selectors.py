@@ -5,6 +5,7 @@ to its story, not an article. Scores are relevance-weighted means of P(pos) − 
 active sentiment version, bucketed the Alpha Vantage way.
 """
 
+import hashlib
 import time as clock
 from datetime import date, datetime, time, timedelta
 
@@ -301,8 +302,9 @@ def dashboard_data(*, start: date, end: date, source_ids: list[int], query: str 
     generation = data_generation()
     key = None
     if generation is not None:
-        key = "finance:dashboard:" + ":".join(str(part) for part in (
-            generation, version_id, start, end, ",".join(map(str, sorted(source_ids))), headlines_limit, query))
+        # Hashed: the search text may hold anything (spaces, control characters) and be long.
+        key = "finance:dashboard:" + hashlib.sha256(repr((
+            generation, version_id, start, end, sorted(source_ids), headlines_limit, query)).encode()).hexdigest()
         cached = cache.get(key)
         if cached is not None:
             return cached
