@@ -75,9 +75,8 @@ def tiny_encoder_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_lm_dir(tmp_path_factory):
     """A 2-layer Llama with a word-level tokenizer over a small vocabulary, with a chat template."""
-    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     path = tmp_path_factory.mktemp("tiny-lm")
     words = sorted({w for phrase in POSITIVE + NEGATIVE + NEUTRAL for w in phrase.split()}
@@ -90,13 +89,22 @@ def tiny_lm_dir(tmp_path_factory):
         "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
         "{% if add_generation_prompt %}<assistant>{% endif %}"
     )
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    save_tiny_llama(path, tokenizer, hidden_size=32, layers=2)
+    return path
+
+
+def save_tiny_llama(path, tokenizer, *, hidden_size: int, layers: int) -> None:
+    """A random-initialised Llama (seed 0, 256 positions) over `tokenizer`, saved with it at `path`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=256, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture

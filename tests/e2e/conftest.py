@@ -171,15 +171,11 @@ def tiny_lm_dir(tiny_lm_dir, tmp_path_factory):
     """The tests' tiny Llama made 64 layers deep for the journeys: the 2-layer one writes 200 tokens in ~0.1 s,
     faster than a page polls (700 ms), so no page could show the text growing; this one takes ~2-3 s, like a
     real model writing a short passage. Same tokenizer, vocabulary and chat template."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
+
+    from tests.conftest import save_tiny_llama
 
     path = tmp_path_factory.mktemp("tiny-lm-deep")
-    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_dir)  # the shallow one's (pytest passes the parent fixture)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=64,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    # The shallow one's tokenizer (pytest passes the parent fixture).
+    save_tiny_llama(path, AutoTokenizer.from_pretrained(tiny_lm_dir), hidden_size=64, layers=64)
     return path
