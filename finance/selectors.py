@@ -437,18 +437,21 @@ def sector_series(frame: pd.DataFrame, *, period: str = "day") -> pd.DataFrame:
     return daily
 
 
-def tickers_summary(frame: pd.DataFrame, *, companies, end: date, days: int = 7) -> list[dict]:
-    """Per company: stories in the frame, the weighted score of the last `days` days, of the `days` before,
-    the change and the bucket; companies without news keep None."""
+def tickers_summary(frame: pd.DataFrame, *, companies, end: date, days: int = 7,
+                    stories_recent: bool = False) -> list[dict]:
+    """Per company: stories (in the whole frame, or with `stories_recent` in the last `days` days), the weighted
+    score of the last `days` days, of the `days` before, the change and the bucket; companies without news keep
+    None."""
     rows = {c.symbol: {"company": c, "stories": 0, "score": None, "previous": None, "change": None, "bucket": ""}
             for c in companies}
     if not frame.empty:
-        for r in _aggregate(frame, ["symbol"]).itertuples():
-            if r.symbol in rows:
-                rows[r.symbol]["stories"] = int(r.articles)
         recent_start = end - timedelta(days=days - 1)
         previous_start = recent_start - timedelta(days=days)
-        for key, part in (("score", frame[frame["day"] >= recent_start]),
+        recent = frame[frame["day"] >= recent_start]
+        for r in _aggregate(recent if stories_recent else frame, ["symbol"]).itertuples():
+            if r.symbol in rows:
+                rows[r.symbol]["stories"] = int(r.articles)
+        for key, part in (("score", recent),
                           ("previous", frame[(frame["day"] >= previous_start) & (frame["day"] < recent_start)])):
             for r in _aggregate(part, ["symbol"]).itertuples():
                 if r.symbol in rows:

@@ -50,22 +50,8 @@ def watchlist_summary(*, watchlist: Watchlist, end: date, days: int = 7) -> dict
     symbols = [c.symbol for c in companies]
     frame = selectors.rollup_frame(scope=SentimentDay.Scope.COMPANY, start=end - timedelta(days=29), end=end,
                                    symbols=symbols) if symbols else None
-    rows = {c.symbol: {"company": c, "score": None, "previous": None, "change": None, "stories": 0, "bucket": ""}
-            for c in companies}
-    if frame is not None and not frame.empty:
-        recent_start = end - timedelta(days=days - 1)
-        previous_start = recent_start - timedelta(days=days)
-        for key, part in (("score", frame[frame["day"] >= recent_start]),
-                          ("previous", frame[(frame["day"] >= previous_start) & (frame["day"] < recent_start)])):
-            for r in selectors.scores_by(part, ["symbol"]).itertuples():
-                rows[r.symbol][key] = float(r.score)
-                if key == "score":
-                    rows[r.symbol]["stories"] = int(r.articles)
-        for row in rows.values():
-            if row["score"] is not None:
-                row["bucket"] = selectors.bucket(row["score"])
-                if row["previous"] is not None:
-                    row["change"] = row["score"] - row["previous"]
+    rows = (selectors.tickers_summary(frame, companies=companies, end=end, days=days, stories_recent=True)
+            if frame is not None else [])
     daily = selectors.daily_by_ticker(frame) if frame is not None else None
     chart = None
     if daily is not None and not daily.empty:
@@ -76,4 +62,4 @@ def watchlist_summary(*, watchlist: Watchlist, end: date, days: int = 7) -> dict
                        "yaxis": {"title": {"text": "7-day mean score"}, "range": [-1, 1]},
                        "legend": {"orientation": "h", "y": -0.2}},
         }
-    return {"rows": list(rows.values()), "chart": chart}
+    return {"rows": rows, "chart": chart}
