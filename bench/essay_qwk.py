@@ -10,8 +10,9 @@ Protocol:
    to report a dev QWK (and, with `--select dev`, to choose the ridge settings). Test ids never reach a fit.
 3. The scorer is the app's: `grading.embed_texts` (packaged MiniLM, essays longer than 150 words embedded in
    chunks and averaged) plus `grading.text_features`, fitted with `calibration.ridge_select` (the ridge with its
-   inner 4-fold choice of alpha and embedding weight), predictions clipped and rounded to the prompt's range
-   with `grading.clip_round`. QWK per prompt (mean over folds), the average over prompts and the worst prompt.
+   inner 4-fold choice of alpha and embedding weight, and the stretch that widens its predictions around the
+   mean grade), predictions clipped and rounded to the prompt's range with `grading.clip_round`. QWK per prompt
+   (mean over folds), the average over prompts and the worst prompt.
 4. Calibration curve (fold 0 by default): for n = 10, 25, 50, 100 graded essays drawn (seeded) from the
    training ids, the app's calibration path (`cross_validate` for the QWK the teacher is shown, `ridge_select`
    for the scorer), QWK on the fold's test ids, averaged over prompts and over `--curve-draws` draws.
@@ -271,8 +272,9 @@ def fit(vectors: Vectors, train: list[int], dev: list[int], prompt: int, select:
     essays = vectors.essays
     x, y = vectors.matrix(train), np.asarray([float(essays[i]["score"]) for i in train])
     dims = vectors.embed_dims
+    lo, hi = SCORE_RANGES[prompt]
     if select == "inner" or not dev:
-        model = ridge_select(x, y, embed_dims=dims)
+        model = ridge_select(x, y, embed_dims=dims, lo=lo, hi=hi)
     else:
         x_dev, gold_dev = vectors.matrix(dev), [essays[i]["score"] for i in dev]
         best = None
@@ -284,7 +286,8 @@ def fit(vectors: Vectors, train: list[int], dev: list[int], prompt: int, select:
         model = best[1]
     dev_qwk = qwk([essays[i]["score"] for i in dev], predict(model, vectors.matrix(dev), prompt), prompt) if dev \
         else None
-    return model, {"alpha": model["alpha"], "embed_weight": model["embed_weight"], "dev_qwk": dev_qwk}
+    return model, {"alpha": model["alpha"], "embed_weight": model["embed_weight"], "stretch": model.get("stretch"),
+                   "dev_qwk": dev_qwk}
 
 
 def evaluate_prompt(vectors: Vectors, folds: list[dict], fold_ids: list[int], prompt: int, select: str) -> dict:
@@ -319,7 +322,7 @@ def curve_point(vectors: Vectors, fold: dict, prompt: int, n: int, draw: int, se
     x, y = vectors.matrix(graded), np.asarray([float(essays[i]["score"]) for i in graded])
     lo, hi = SCORE_RANGES[prompt]
     cv = cross_validate(x, y, lo=lo, hi=hi, folds=MAX_FOLDS, embed_dims=vectors.embed_dims)
-    model = ridge_select(x, y, embed_dims=vectors.embed_dims)
+    model = ridge_select(x, y, embed_dims=vectors.embed_dims, lo=lo, hi=hi)
     pred = predict(model, vectors.matrix(test), prompt)
     return {"prompt": prompt, "n": n, "draw": draw, "test": len(test), "cv_qwk_shown": cv["qwk"],
             "test_qwk": qwk([essays[i]["score"] for i in test], pred, prompt)}

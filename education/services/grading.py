@@ -120,7 +120,9 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, *, alpha: float = 1.0, embed_dims: i
 
 
 def ridge_predict(model: dict, x: np.ndarray) -> np.ndarray:
-    return (x - np.asarray(model["mean"])) @ np.asarray(model["coef"]) + model["intercept"]
+    """Predicted grades, widened around the mean grade by the model's stretch (1 for models stored without one)."""
+    deviation = (x - np.asarray(model["mean"])) @ np.asarray(model["coef"])
+    return model["intercept"] + model.get("stretch", 1.0) * deviation
 
 
 def clip_round(value: float, lo: int, hi: int) -> int:

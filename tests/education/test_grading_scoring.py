@@ -5,7 +5,7 @@ import pytest
 
 from education.models import Calibration, EssayVersion, Grade
 from education.services import grading
-from education.services.calibration import cross_validate
+from education.services.calibration import cross_validate, ridge_select, stretch_select
 
 GOOD = ("Phones should stay out of lessons. They pull attention away from the teacher.\n\n"
         "However, phones can help in emergencies, so students could keep them in lockers.\n\n"
@@ -88,6 +88,28 @@ def test_ridge_cross_validation_recovers_a_linear_grade():
     model = grading.ridge_fit(x, y, alpha=1.0)
     assert grading.clip_round(float(grading.ridge_predict(model, x[:1])[0]), 1, 6) in range(1, 7)
     assert grading.clip_round(9.7, 1, 6) == 6 and grading.clip_round(-3, 1, 6) == 1
+
+
+def test_stretch_widens_predictions_that_bunch_around_the_mean_grade():
+    y = np.asarray([0, 1, 2, 3] * 10, dtype=float)
+    shrunk = y.mean() + 0.55 * (y - y.mean())  # every prediction rounds to 1 or 2: ridge's pull toward the mean
+    assert {grading.clip_round(p, 0, 3) for p in shrunk} == {1, 2}
+    stretch = stretch_select(shrunk, y, lo=0, hi=3)
+    assert stretch == 1.25  # the smallest factor that gives every essay its grade back
+    assert [grading.clip_round(y.mean() + stretch * (p - y.mean()), 0, 3) for p in shrunk] == y.tolist()
+    # Predictions already spread over the range keep their spread: the smallest stretch wins a tie.
+    assert stretch_select(y + 0.1, y, lo=0, hi=3) == 1.0
+
+
+def test_ridge_select_keeps_the_stretch_with_the_model_and_predict_applies_it():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 4))
+    y = np.clip(np.round(1.5 + x[:, 0] + 0.6 * rng.normal(size=60)), 0, 3)
+    plain = ridge_select(x, y, embed_dims=0)
+    model = ridge_select(x, y, embed_dims=0, lo=0, hi=3)
+    assert "stretch" not in plain and model["stretch"] > 1.0
+    raw = grading.ridge_predict(plain, x)
+    assert np.allclose(grading.ridge_predict(model, x), y.mean() + model["stretch"] * (raw - y.mean()))
 
 
 def test_submit_and_resubmit(assignment, student, django_capture_on_commit_callbacks):
