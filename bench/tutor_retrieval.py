@@ -5,19 +5,28 @@ Protocol:
 1. The 240 context paragraphs become course material (each its own document, cut into passages by
    `education.services.material.chunk_spans`, as an upload would be); the 1,190 questions are the students'
    questions, each with its own paragraph as the gold document.
-2. Passages are embedded with the packaged MiniLM (`mlcore.runtime.embed`, what `mlcore.api.embed` runs),
-   exactly as the app stores them (heading + text; no headings here).
-3. For each question: dense (cosine), BM25, their min-max hybrid, and the app's full ranking
-   (`education.services.retrieval.rank`: hybrid + rerank by term coverage and bigram proximity). A passage
-   counts as a hit when it belongs to the gold paragraph. Recall@1, recall@5 and MRR (over the top 20).
-4. The answer the student reads: the sentence the tutor selects from the top passages
-   (`education.services.tutor.answer_select`), or nothing when the tutor says the material does not cover
-   the question (`is_supported`). Reported: how often the gold answer string is contained in it
-   (SQuAD normalisation: lowercase, no punctuation or articles), and SQuAD token F1 against the gold answer.
+2. Honest tuning: the paragraphs are split by a stable hash of their text (first byte of its SHA-256 even:
+   dev, odd: test). Every weight and threshold of the tutor's retrieval, answer selection and short answer
+   was chosen on the dev half's questions only; figures are reported for dev, test and all.
+3. Passages are embedded with the packaged MiniLM (`mlcore.runtime.embed`, what `mlcore.api.embed` runs),
+   exactly as the app stores them (heading + text; no headings here). Passage sentences embedded by the
+   sentence rerank are cached by text (the same encoder gives the same vector for the same sentence).
+4. For each question: dense (cosine), BM25, their min-max hybrid, the hybrid + term rerank (the app before
+   the sentence rerank) and the app's full ranking (`education.services.retrieval.rank`: + best-sentence
+   rerank). A passage counts as a hit when it belongs to the gold paragraph. Recall@1, recall@5 and MRR
+   (over the top 20).
+5. The answer the student reads: the sentence the tutor selects from the top passages
+   (`education.services.tutor.answer_select`), with the short answer (`education.services.short_answer`)
+   marked inside it; both are reported; nothing when the tutor says the material does not cover the question
+   (`is_supported`). Reported: how often the gold answer string is contained in it (SQuAD normalisation:
+   lowercase, no punctuation or articles), and SQuAD token F1 against the gold answer.
+6. The answer path's time per question as the web process runs it (question embedding, ranking with the
+   sentence embedding, answer selection, short answer; no caches, no generation) over the first
+   `--latency` questions: mean and p95.
    `--generate N` also runs the tutor model's explanation for the first N questions (slow on CPU) and
    reports the same two figures for "sentence + explanation".
 
-Run (about 4 minutes on 2 busy cores: 2 embedding, 2 ranking):
+Run (about 5 minutes on 2 busy cores):
 
     .venv/bin/python bench/tutor_retrieval.py [--data ../shared/data/xquad_en_squad11_dev_subset] [--limit N]
 
@@ -25,8 +34,10 @@ Exit code 2 means the data folder is missing.
 """
 
 import argparse
+import hashlib
 import json
 import re
+import statistics
 import string
 import sys
 import time
@@ -43,6 +54,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with xquad.en.json")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N questions (default all)")
+    parser.add_argument("--latency", type=int, default=100,
+                        help="time the uncached answer path on the first N questions (default 100)")
     parser.add_argument("--generate", type=int, default=0,
                         help="also generate the tutor model's explanation for the first N questions (default 0)")
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS, help="torch threads (default 2)")
@@ -70,6 +83,11 @@ def contains(prediction: str, gold: str) -> bool:
     return bool(squad_normalize(gold)) and f" {squad_normalize(gold)} " in f" {squad_normalize(prediction)} "
 
 
+def is_dev(context: str) -> bool:
+    """The stable half a paragraph falls in: dev (tuning) when the first byte of its SHA-256 is even."""
+    return hashlib.sha256(context.encode("utf-8")).digest()[0] % 2 == 0
+
+
 def ranks_report(ranked_documents: list[list[int]], gold: list[int]) -> dict:
     r1 = r5 = rr = 0.0
     for docs, g in zip(ranked_documents, gold, strict=True):
@@ -84,6 +102,74 @@ def ranks_report(ranked_documents: list[list[int]], gold: list[int]) -> dict:
     return {"recall@1": round(r1 / n, 4), "recall@5": round(r5 / n, 4), "mrr": round(rr / n, 4)}
 
 
+def answers_report(texts: list[str], golds: list[str]) -> dict:
+    n = len(golds) or 1
+    return {"gold_contained": round(sum(map(contains, texts, golds)) / n, 4),
+            "token_f1": round(sum(map(token_f1, texts, golds)) / n, 4)}
+
+
+def halves(items: list, dev: list[bool]) -> dict[str, list]:
+    """The items of each half and of the whole set, in the order reported (a half with no items is left out)."""
+    groups = {"dev (tuning)": [x for x, d in zip(items, dev, strict=True) if d],
+              "test": [x for x, d in zip(items, dev, strict=True) if not d], "all": items}
+    return {name: group for name, group in groups.items() if group}
+
+
+def load(path: Path):
+    """Passages (unsaved MaterialChunk objects) and (question, gold answer, gold document, is_dev) tuples."""
+    from education.models import CourseMaterial, MaterialChunk
+    from education.services.material import chunk_spans
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    chunks, questions, doc = [], [], 0
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            doc += 1
+            material = CourseMaterial(pk=doc, title=article["title"], kind="text", text=paragraph["context"])
+            for position, span in enumerate(chunk_spans(material.text)):
+                chunks.append(MaterialChunk(pk=len(chunks) + 1, material=material, position=position,
+                                            text=material.text[span.char_start:span.char_end], heading="",
+                                            char_start=span.char_start, char_end=span.char_end))
+            dev = is_dev(paragraph["context"])
+            questions.extend((qa["question"], qa["answers"][0]["text"], doc, dev) for qa in paragraph["qas"])
+    return chunks, questions
+
+
+def cached_embed(encoder):
+    """`embed` for `retrieval.rank` that embeds each distinct sentence once (only new ones, batched)."""
+    from mlcore import runtime
+
+    cache: dict[str, list[float]] = {}
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        new = [t for t in dict.fromkeys(texts) if t not in cache]
+        if new:
+            cache.update(zip(new, runtime.embed(encoder, new), strict=True))
+        return [cache[t] for t in texts]
+
+    return embed
+
+
+def answer_path_seconds(questions, chunks, encoder, *, count: int) -> list[float]:
+    """Seconds per question of what the web process runs: embed, rank with sentence embedding, select, extract."""
+    from education.services import retrieval, short_answer, tutor
+    from mlcore import runtime
+
+    def embed(texts):
+        return runtime.embed(encoder, texts)
+
+    seconds = []
+    for question, *_ in questions[:count]:
+        started = time.perf_counter()
+        result = retrieval.rank(question, chunks, question_vector=embed([question])[0], k=tutor.PASSAGES_CITED,
+                                embed=embed)
+        selected = tutor.answer_select(result) if tutor.is_supported(result) else None
+        if selected:
+            short_answer.short_answer_extract(question, selected.sentence)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     path = args.data / "xquad.en.json"
@@ -93,101 +179,121 @@ def main(argv=None) -> int:
     _common.set_threads(args.threads)
     import numpy as np
 
-    from education.models import CourseMaterial, MaterialChunk
-    from education.services import retrieval, tutor
-    from education.services.material import chunk_embedding_text, chunk_spans
+    from education.services import retrieval, short_answer, tutor
+    from education.services.material import chunk_embedding_text
     from mlcore import runtime, specs
 
-    data = json.loads(path.read_text(encoding="utf-8"))
-    chunks, questions = [], []
-    for article in data["data"]:
-        for paragraph in article["paragraphs"]:
-            doc = len({c.material.pk for c in chunks}) + 1
-            material = CourseMaterial(pk=doc, title=article["title"], kind="text", text=paragraph["context"])
-            for position, span in enumerate(chunk_spans(material.text)):
-                chunks.append(MaterialChunk(pk=len(chunks) + 1, material=material, position=position,
-                                            text=material.text[span.char_start:span.char_end], heading="",
-                                            char_start=span.char_start, char_end=span.char_end))
-            for qa in paragraph["qas"]:
-                questions.append((qa["question"], qa["answers"][0]["text"], doc))
+    chunks, questions = load(path)
     if args.limit:
         questions = questions[: args.limit]
     docs = len({c.material.pk for c in chunks})
-    print(f"{docs} paragraphs as {len(chunks)} passages; {len(questions)} questions")
+    dev = [d for *_, d in questions]
+    print(f"{docs} paragraphs as {len(chunks)} passages; {len(questions)} questions "
+          f"({sum(dev)} dev, {len(dev) - sum(dev)} test)")
 
     encoder = specs.resolve(specs.encoder_spec())
     started = time.perf_counter()
     vectors = runtime.embed(encoder, [chunk_embedding_text(c) for c in chunks])
     for chunk, vector in zip(chunks, vectors, strict=True):
         chunk.embedding = np.asarray(vector, dtype=np.float32).tobytes()
-    question_vectors = runtime.embed(encoder, [q for q, _, _ in questions])
+    question_vectors = runtime.embed(encoder, [q for q, *_ in questions])
     embed_s = time.perf_counter() - started
     matrix = np.asarray(vectors, dtype=np.float32)
     doc_of = [c.material.pk for c in chunks]
     bm25 = retrieval.BM25([retrieval.tokenize(f"{c.heading} {c.text}") for c in chunks])
+    sentence_embed = cached_embed(encoder)
+    term_rerank_only = (1.0, 0.0, 0.0)  # the sentence rerank's weights that keep the term rerank's order
 
-    rankings = {"dense (MiniLM cosine)": [], "BM25": [], "hybrid (min-max)": [], "hybrid + rerank (the app)": []}
+    names = ["dense (MiniLM cosine)", "BM25", "hybrid (min-max)", "hybrid + term rerank (the app before)",
+             "hybrid + term rerank + best-sentence rerank (the app)"]
+    rankings = {name: [] for name in names}
     answers, started = [], time.perf_counter()
-    for (question, gold, _), qv in zip(questions, question_vectors, strict=True):
+    for (question, *_), qv in zip(questions, question_vectors, strict=True):
         dense = (matrix @ np.asarray(qv, dtype=np.float32)).tolist()
         lexical = bm25.scores(retrieval.tokenize(question))
         fused = [0.5 * a + 0.5 * b for a, b in zip(retrieval.min_max(lexical), retrieval.min_max(dense), strict=True)]
-        for name, scores in (("dense (MiniLM cosine)", dense), ("BM25", lexical), ("hybrid (min-max)", fused)):
+        for name, scores in zip(names[:3], (dense, lexical, fused), strict=True):
             order = sorted(range(len(chunks)), key=lambda i, s=scores: -s[i])[:TOP]
             rankings[name].append([doc_of[i] for i in order])
-        result = retrieval.rank(question, chunks, question_vector=qv, k=TOP)
-        rankings["hybrid + rerank (the app)"].append([p.chunk.material.pk for p in result.passages])
+        weights, retrieval.SENTENCE_WEIGHTS = retrieval.SENTENCE_WEIGHTS, term_rerank_only
+        before = retrieval.rank(question, chunks, question_vector=qv, k=TOP)
+        retrieval.SENTENCE_WEIGHTS = weights
+        rankings[names[3]].append([p.chunk.material.pk for p in before.passages])
+        result = retrieval.rank(question, chunks, question_vector=qv, k=TOP, embed=sentence_embed)
+        rankings[names[4]].append([p.chunk.material.pk for p in result.passages])
         selected = tutor.answer_select(result) if tutor.is_supported(result) else None
-        answers.append((selected, result, question, gold))
+        short = short_answer.short_answer_extract(question, selected.sentence) if selected else ""
+        answers.append((selected, short, result))
     rank_s = time.perf_counter() - started
-    gold_docs = [d for _, _, d in questions]
 
-    rows, report = [], {"retrieval": {}, "answers": {}}
+    report = {"retrieval": {}, "answers": {}, "split": "paragraphs by SHA-256 of the text; tuned on dev only"}
+    gold_docs, golds = [q[2] for q in questions], [q[1] for q in questions]
+    rows = []
     for name, ranked in rankings.items():
-        figures = ranks_report(ranked, gold_docs)
-        report["retrieval"][name] = figures
-        rows.append([name, f"{figures['recall@1']:.3f}", f"{figures['recall@5']:.3f}", f"{figures['mrr']:.3f}"])
+        report["retrieval"][name] = {}
+        for half, (r, g) in _zip_halves(ranked, gold_docs, dev).items():
+            figures = ranks_report(r, g)
+            report["retrieval"][name][half] = figures
+            rows.append([name, half, f"{figures['recall@1']:.3f}", f"{figures['recall@5']:.3f}",
+                         f"{figures['mrr']:.3f}"])
     print()
-    print(_common.table(["retrieval", "R@1", "R@5", "MRR"], rows))
+    print(_common.table(["retrieval", "questions", "R@1", "R@5", "MRR"], rows))
 
-    shown = [s.sentence if s else "" for s, *_ in answers]
-    refused = sum(1 for s, *_ in answers if s is None)
-    contained = sum(contains(a, g) for a, (_, _, _, g) in zip(shown, answers, strict=True)) / len(answers)
-    f1 = sum(token_f1(a, g) for a, (_, _, _, g) in zip(shown, answers, strict=True)) / len(answers)
-    report["answers"]["selected sentence"] = {"gold_contained": round(contained, 4), "token_f1": round(f1, 4),
-                                              "not_in_material": refused}
-    answer_rows = [["selected sentence (what the student reads)", f"{contained:.3f}", f"{f1:.3f}", refused]]
+    sentence_texts = [s.sentence if s else "" for s, _, _ in answers]
+    short_texts = [short for _, short, _ in answers]
+    readings = {"short answer (marked in the sentence)": short_texts,
+                "selected sentence (what the student reads)": sentence_texts}
+    refused = {half: sum(1 for s in items if not s) for half, items in halves(sentence_texts, dev).items()}
+    answer_rows = []
+    for name, texts in readings.items():
+        report["answers"][name] = {}
+        for half, (t, g) in _zip_halves(texts, golds, dev).items():
+            figures = answers_report(t, g)
+            report["answers"][name][half] = figures
+            answer_rows.append([name, half, f"{figures['gold_contained']:.3f}", f"{figures['token_f1']:.3f}"])
+    report["answers"]["not_in_material"] = refused
 
     if args.generate:
-        from django.conf import settings  # noqa: F401  (Django is set up above)
-
         from mlcore import api as ml
 
-        subset = [a for a in answers[: args.generate]]
         texts = []
-        for selected, result, question, _gold in subset:
-            text = selected.sentence if selected else ""
+        read = readings["selected sentence (what the student reads)"]
+        for (question, *_), (selected, _, result), text in zip(questions, answers, read[: args.generate],
+                                                               strict=False):
             if selected:
                 try:
                     text += " " + tutor.explanation_generate(question, result.passages[:3], selected)
                 except ml.NoActiveVersion:
                     pass
             texts.append(text)
-        golds = [g for *_, g in subset]
-        c = sum(contains(t, g) for t, g in zip(texts, golds, strict=True)) / len(subset)
-        f = sum(token_f1(t, g) for t, g in zip(texts, golds, strict=True)) / len(subset)
-        report["answers"][f"sentence + generated explanation (first {len(subset)})"] = {
-            "gold_contained": round(c, 4), "token_f1": round(f, 4)}
-        answer_rows.append([f"sentence + generated explanation (first {len(subset)})", f"{c:.3f}", f"{f:.3f}", ""])
+        figures = answers_report(texts, golds[: args.generate])
+        label = f"sentence + generated explanation (first {len(texts)})"
+        report["answers"][label] = figures
+        answer_rows.append([label, "first questions", f"{figures['gold_contained']:.3f}", f"{figures['token_f1']:.3f}"])
     print()
-    print(_common.table(["answer", "gold answer contained", "token F1", "not in material"], answer_rows))
-    print(f"\nembedding {embed_s:.1f} s; ranking + answer selection {rank_s:.1f} s "
+    print(_common.table(["answer", "questions", "gold answer contained", "token F1"], answer_rows))
+    print(f"not in material (answerable questions the tutor declined): {refused}")
+
+    seconds = answer_path_seconds(questions, chunks, encoder, count=args.latency) if args.latency else []
+    if seconds:
+        p95 = sorted(seconds)[max(0, round(0.95 * len(seconds)) - 1)]
+        report["answer_path_ms"] = {"questions": len(seconds), "mean": round(1000 * statistics.mean(seconds), 1),
+                                    "p95": round(1000 * p95, 1), "load_average": _common.load_average()}
+        print(f"answer path (uncached, as the web process runs it) over {len(seconds)} questions: "
+              f"mean {1000 * statistics.mean(seconds):.0f} ms, p95 {1000 * p95:.0f} ms "
+              f"(load average {_common.load_average()[0]:.1f})")
+    print(f"\nembedding {embed_s:.1f} s; ranking (5 ways) + answer selection {rank_s:.1f} s "
           f"({1000 * rank_s / len(questions):.1f} ms a question over {len(chunks)} passages)")
     report.update({"questions": len(questions), "passages": len(chunks), "paragraphs": docs,
                    "embed_seconds": round(embed_s, 1), "rank_seconds": round(rank_s, 1),
                    "machine": _common.machine(args.threads)})
     print(f"saved {_common.write_result('tutor_retrieval', report)}")
     return 0
+
+
+def _zip_halves(items: list, golds: list, dev: list[bool]) -> dict[str, tuple[list, list]]:
+    ours, theirs = halves(items, dev), halves(golds, dev)
+    return {half: (ours[half], theirs[half]) for half in ours}
 
 
 if __name__ == "__main__":

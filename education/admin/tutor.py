@@ -27,8 +27,8 @@ class CourseMaterialAdmin(admin.ModelAdmin):
 
 class TutorMessageInline(admin.StackedInline):
     model = TutorMessage
-    fields = ("question", "state", "answer", "hint", "explanation", "notice", "cited_chunk_ids", "flag_source",
-              "flag_reason", "flagged_at", "created")
+    fields = ("question", "state", "answer", "short_answer", "hint", "explanation", "notice", "cited_chunk_ids",
+              "flag_source", "flag_reason", "flagged_at", "created")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -92,7 +92,8 @@ class Citation:
 
 
 def session_messages(*, session: TutorSession) -> list[TutorMessage]:
-    """The session's messages, each with `citations` (numbered passages) and `answer_parts` [(text, number)]."""
+    """The session's messages, each with `citations` (numbered passages), `answer_parts` [(text, citation,
+    marked)] (the short answer marked in the sentence) and `explanation_parts` [(text, citation)]."""
     messages = list(session.messages.all().order_by("created", "pk"))
     ids = {i for m in messages for i in m.cited_chunk_ids}
     chunks = MaterialChunk.objects.filter(pk__in=ids, material__course_id=session.course_id).select_related(
@@ -103,7 +104,7 @@ def session_messages(*, session: TutorSession) -> list[TutorMessage]:
             Citation(number=n, chunk=by_id[i], score=(message.scores[n - 1] if n <= len(message.scores) else None))
             for n, i in enumerate(message.cited_chunk_ids, start=1) if i in by_id
         ]
-        message.answer_parts = citation_parts(message.answer, message.citations)
+        message.answer_parts = phrase_marked(citation_parts(message.answer, message.citations), message.short_answer)
         message.explanation_parts = citation_parts(message.explanation, message.citations)
     return messages
 
@@ -123,3 +124,21 @@ def citation_parts(text: str, citations: list[Citation]) -> list[tuple[str, Cita
     if last < len(text):
         parts.append((text[last:], None))
     return parts
+
+
+def phrase_marked(parts: list[tuple[str, Citation | None]], phrase: str) -> list[tuple[str, Citation | None, bool]]:
+    """`parts` with the first plain-text occurrence of `phrase` split out and flagged, for the page to mark.
+
+    The short answer is shown inside its sentence, not on its own: extracted without a QA model it is right far
+    less often than the sentence holds the answer (docs/benchmarks.md), so it guides the eye and the sentence
+    stays the answer.
+    """
+    out, pending = [], bool(phrase)
+    for text, citation in parts:
+        at = text.find(phrase) if pending and citation is None else -1
+        if at < 0:
+            out.append((text, citation, False))
+            continue
+        out += [(text[:at], None, False), (phrase, None, True), (text[at + len(phrase):], None, False)]
+        pending = False
+    return [part for part in out if part[0]]

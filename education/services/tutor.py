@@ -1,12 +1,14 @@
 """The tutor: answer a student's question from the course material, with numbered citations.
 
 Answering runs in the web process: one question costs a retrieval over the course's passages (about 0.1 s for
-260 passages), one question embedding and, when a tutor model is active, a short generation (at most 60 tokens;
-a second or two for the 135M model on a quiet CPU). A queue round trip would add latency and a polling page for
-little gain; bulk work (embedding material) is what goes to the ml queue.
+260 passages), one embedding batch for the question and one for the top passages' sentences, and, when a tutor
+model is active, a short generation (at most 60 tokens; a second or two for the 135M model on a quiet CPU). A
+queue round trip would add latency and a polling page for little gain; bulk work (embedding material) is what
+goes to the ml queue.
 
 The answer the student reads is not free text from the model: it is the sentence of a cited passage that best
-matches the question, selected here. A 135M generator only phrases a short explanation around it, from a prompt
+matches the question, selected here, with its citation and a short answer (a span copied from the sentence,
+`short_answer.py`) marked inside it. A 135M generator only phrases a short explanation around it, from a prompt
 in which the passages sit in a delimited data block that is declared to hold no instructions; its sentences are
 kept only when their words come from the question and the cited passages.
 """
@@ -21,7 +23,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from education.models import Course, TutorMessage, TutorSession
-from education.services.retrieval import Passage, Retrieval, bigram_proximity, passages_search, tokenize
+from education.services.retrieval import (
+    SENTENCE_MIN_TERMS,
+    Passage,
+    Retrieval,
+    passages_search,
+    sentence_overlap,
+    sentences,
+    tokenize,
+)
+from education.services.short_answer import short_answer_extract
 from mlcore import api as ml
 
 logger = logging.getLogger(__name__)
@@ -34,6 +45,10 @@ SUPPORT_DENSE_COSINE = 0.6
 SUPPORT_DENSE_MIN_COVERAGE = 0.3
 # ...and not supported, short of every term matching, when the encoder finds the passage unrelated.
 SUPPORT_DENSE_FLOOR = 0.15
+# A sentence of the best passage this close to the question supports an answer too. Chosen on the dev half of
+# bench/tutor_retrieval.py, with each question also asked of the material without its paragraph: it accepts 0.9%
+# more answerable questions there and no more of those (0.248 either way).
+SUPPORT_SENTENCE_COSINE = 0.7
 EXPLANATION_MAX_TOKENS = 60
 EXPLANATION_MAX_CHARS = 600
 EXPLANATION_MAX_SENTENCES = 2
@@ -63,9 +78,13 @@ INJECTION = re.compile(
     r"|\bact\s+as\s+(an?\s+)?(different|unrestricted|new)\b|\bjailbreak\b",
     re.I,
 )
-_SENTENCE = re.compile(r"\S.*?(?:[.!?][\"”’)\]]*(?=\s)|\n\s*\n|\Z)", re.S)
 _CITATION = re.compile(r"\[(\d+)\]")
-_MARKUP = re.compile(r"^\s*(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
+# Answer selection: a sentence's cosine with the question adds to its term overlap; a sentence from a lower
+# passage pays a little per rank. Chosen on the dev half of bench/tutor_retrieval.py (gold answer in the
+# selected sentence 0.741 -> 0.757 there).
+SELECT_COSINE_WEIGHT = 0.6
+SELECT_RANK_PENALTY = 0.2
+SELECT_QUESTION_PENALTY = 0.2  # a sentence that is itself a question rarely answers one
 
 
 class QuestionError(ValueError):
@@ -118,41 +137,31 @@ def is_supported(retrieval: Retrieval) -> bool:
         return False
     if top.coverage >= SUPPORT_MIN_COVERAGE:
         return True
+    if max(top.sentence_cosines.values(), default=0.0) >= SUPPORT_SENTENCE_COSINE:
+        return True
     return top.dense is not None and top.dense >= SUPPORT_DENSE_COSINE and top.coverage >= SUPPORT_DENSE_MIN_COVERAGE
 
 
-def sentences(text: str) -> list[str]:
-    out = []
-    for match in _SENTENCE.finditer(text):
-        sentence = _MARKUP.sub("", " ".join(match.group().split()))
-        if sentence:
-            out.append(sentence)
-    return out
-
-
 def answer_select(retrieval: Retrieval, *, passages: int = 2) -> Selected | None:
-    """The sentence of the top passages that best answers the question (idf-weighted term overlap + bigrams).
+    """The sentence of the top passages that best answers the question (term overlap + cosine with the question).
 
     Sentences that read as instructions to a model (prompt injection in the material) are never selected.
     """
-    question = retrieval.question_terms
-    wanted = set(question)
-    if not wanted:
+    if not retrieval.question_terms:
         return None
-    weight = {t: retrieval.idf.get(t, 1.0) for t in wanted}
-    total = sum(weight.values()) or 1.0
     best: Selected | None = None
     for number, passage in enumerate(retrieval.passages[:passages], start=1):
         for sentence in sentences(passage.chunk.text):
             if INJECTION.search(sentence):
                 continue
             terms = tokenize(sentence)
-            if len(terms) < 3:
-                continue  # a heading or a fragment
-            overlap = sum(weight[t] for t in wanted & set(terms)) / total
-            score = overlap + 0.3 * bigram_proximity(question, terms) - 0.05 * (number - 1)
+            if len(terms) < SENTENCE_MIN_TERMS:
+                continue
+            score = (sentence_overlap(retrieval.question_terms, terms, retrieval.idf)
+                     + SELECT_COSINE_WEIGHT * passage.sentence_cosines.get(sentence, 0.0)
+                     - SELECT_RANK_PENALTY * (number - 1))
             if sentence.rstrip().endswith("?"):
-                score -= 0.2
+                score -= SELECT_QUESTION_PENALTY
             if best is None or score > best.score + 1e-9:
                 best = Selected(sentence=sentence, passage_number=number, score=score)
     return best if best and best.score > 0 else None
@@ -224,8 +233,7 @@ def explanation_clean(text: str, *, passages: int, grounding: set[str] | None = 
     if DATA_OPEN in text or DATA_CLOSE in text:
         return ""
     kept = []
-    for sentence in _SENTENCE.findall(text):
-        sentence = sentence.strip()
+    for sentence in sentences(text):
         if not re.search(r"[A-Za-z]{2}", sentence) or INJECTION.search(sentence):
             continue
         if grounding is not None:
@@ -271,6 +279,7 @@ def tutor_ask(*, session: TutorSession, question: str, generate: bool = True) ->
                                             " The course has no material yet.")
         else:
             message.answer = f"{selected.sentence} [{selected.passage_number}]"
+            message.short_answer = short_answer_extract(question, selected.sentence)
             if generate:
                 message.explanation = explanation_generate(question, cited, selected)
             if course.hint_first:

@@ -176,3 +176,14 @@ def test_a_student_flag_is_recorded_with_its_reason(tutor_materials, tutor_sessi
     message.refresh_from_db()
     assert (message.flag_source, message.flag_reason) == ("student", "It cites the wrong passage")
     assert message.flagged_at is not None
+
+
+@pytest.mark.parametrize(("best_sentence_cosine", "supported"), [(0.8, True), (0.5, False)])
+def test_a_sentence_close_to_the_question_supports_a_passage_with_few_of_its_words(best_sentence_cosine, supported):
+    from education.models import MaterialChunk
+    from education.services.retrieval import Passage, Retrieval
+
+    passage = Passage(chunk=MaterialChunk(pk=1, material_id=1, position=0, text="A paraphrase."), score=1.0,
+                      dense=0.4, coverage=0.25, sentence_cosines={"A paraphrase.": best_sentence_cosine})
+    retrieval = Retrieval(question_terms=["paraphras", "other", "word", "here"], passages=[passage], idf={})
+    assert svc.is_supported(retrieval) is supported

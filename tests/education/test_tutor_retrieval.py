@@ -96,3 +96,34 @@ def test_failed_material_is_not_searched(tutor_materials, course):
         state="failed")
     result = r.passages_search(course=course, question="Which words show contrast?", k=10)
     assert "Transitions" not in {p.chunk.material.title for p in result.passages}
+
+
+def test_the_best_sentence_cosine_reorders_passages_the_passage_vectors_find_alike():
+    import numpy as np
+
+    from education.models import MaterialChunk
+
+    def chunk(pk, text, vector):
+        return MaterialChunk(pk=pk, material_id=pk, position=0, text=text,
+                             embedding=np.asarray(vector, dtype=np.float32).tobytes())
+
+    # The passage vectors prefer `general`, and its terms come in the question's order; one sentence of
+    # `specific` says exactly what the question asks.
+    general = chunk(1, "A thesis states a claim. Filler words follow here.", [0.9, 0.1, 0.0])
+    specific = chunk(2, "A claim needs a thesis. Other words follow there.", [0.5, 0.5, 0.0])
+    question_vector = [1.0, 0.0, 0.0]
+
+    embedded = []
+
+    def embed(texts):
+        embedded.extend(texts)
+        return [[1.0, 0.0, 0.0] if t == "A claim needs a thesis." else [0.0, 1.0, 0.0] for t in texts]
+
+    without = r.rank("thesis claim", [general, specific], question_vector=question_vector, k=2)
+    assert [p.chunk.pk for p in without.passages] == [1, 2]
+    assert without.passages[0].sentence_cosines == {}
+    result = r.rank("thesis claim", [general, specific], question_vector=question_vector, k=2, embed=embed)
+    assert [p.chunk.pk for p in result.passages] == [2, 1]
+    assert result.passages[0].sentence_cosines == pytest.approx({"A claim needs a thesis.": 1.0})
+    # Only the sentences that share a term with the question are embedded, once each.
+    assert sorted(embedded) == ["A claim needs a thesis.", "A thesis states a claim."]
