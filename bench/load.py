@@ -25,11 +25,12 @@ students (`--mode students`)
     2. serve: gunicorn as above, and one Celery worker as in the Procfile (queues default,ml, concurrency 2)
        to grade essays with the real models. The broker's queues are purged first.
     3. clients: each student asks the tutor a question about the course material (answered inside the request:
-       retrieval with MiniLM, explanation with SmolLM2) and submits a new version of an essay, in turn, with
-       `--think` seconds between actions. Per-student rate limits are raised for the run (they would refuse
-       a load test, not a class).
-    Reports tutor answer latency, essay submit latency, and time-to-grade (grade row written minus version
-    submitted, both server clock) for every version submitted, waiting up to `--grade-wait` s after the run.
+       retrieval with MiniLM), then does what the answer page's script does: loads the page and asks for the
+       explanation (SmolLM2), and submits a new version of an essay, in turn, with `--think` seconds between
+       actions. Per-student rate limits are raised for the run (they would refuse a load test, not a class).
+    Reports tutor answer latency, explanation latency (from the answer page's request to the explanation),
+    essay submit latency, and time-to-grade (grade row written minus version submitted, both server clock)
+    for every version submitted, waiting up to `--grade-wait` s after the run.
 
     .venv/bin/python bench/load.py [--database-url postgres://postgres@127.0.0.1:5432/parlance_load]
         [--articles 100000] [--clients 20] [--duration 60] [--skip-load] [--mode finance|students]
@@ -650,12 +651,29 @@ def run_students(args) -> dict:
             browser = Browser(args.port)
             browser.login(user.username)
             browsers.append((user, browser))
+        def ask_and_explain(browser: Browser, question: str, recorder: Recorder | None = None):
+            """Ask as the course page does, then load the answer page and ask for its explanation as its script does."""
+            token = browser.csrf_form(f"/education/tutor/courses/{course.pk}/")
+            status, headers, _, seconds = browser.request(
+                "POST", f"/education/tutor/courses/{course.pk}/ask/",
+                form={"question": question, "csrfmiddlewaretoken": token})
+            if recorder:
+                recorder.add("tutor_answer", seconds, None if status == 302 else str(status or "connection"))
+            found = re.search(r"(/education/tutor/sessions/\d+/)#message-(\d+)",
+                              headers.get("Location", "") if headers else "")
+            if status != 302 or not found:
+                return
+            token = browser.csrf_form(found.group(1))
+            status, _, _, seconds = browser.request(
+                "POST", f"/education/tutor/messages/{found.group(2)}/explain/", form={"csrfmiddlewaretoken": token},
+                headers={"Accept": "application/json"})
+            if recorder:
+                recorder.add("tutor_explanation", seconds, None if status == 200 else str(status or "connection"))
+
         # One question first (not counted) so each gunicorn worker has loaded the tutor's models.
         browser = browsers[0][1]
         for _ in range(args.workers):
-            token = browser.csrf_form(f"/education/tutor/courses/{course.pk}/")
-            browser.request("POST", f"/education/tutor/courses/{course.pk}/ask/",
-                            form={"question": QUESTIONS[0], "csrfmiddlewaretoken": token})
+            ask_and_explain(browser, QUESTIONS[0])
         print(f"{len(browsers)} students logged in; measuring {args.duration:.0f} s")
         info = _common.machine(threads=args.threads)
         stop_at = time.monotonic() + args.duration
@@ -673,11 +691,7 @@ def run_students(args) -> dict:
             connections.close_all()
 
         def student_turn(rng: random.Random, browser: Browser, n: int):
-            token = browser.csrf_form(f"/education/tutor/courses/{course.pk}/")
-            status, _, _, seconds = browser.request(
-                "POST", f"/education/tutor/courses/{course.pk}/ask/",
-                form={"question": rng.choice(QUESTIONS), "csrfmiddlewaretoken": token})
-            recorder.add("tutor_answer", seconds, None if status == 302 else str(status or "connection"))
+            ask_and_explain(browser, rng.choice(QUESTIONS), recorder)
             time.sleep(args.think)
             if time.monotonic() >= stop_at:
                 return

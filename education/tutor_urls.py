@@ -17,5 +17,6 @@ urlpatterns = [
     path("sessions/<int:session_id>/", views.session_detail, name="tutor_session"),
     path("sessions/<int:session_id>/ask/", views.session_ask, name="tutor_session_ask"),
     path("messages/<int:message_id>/reveal/", views.message_reveal, name="tutor_message_reveal"),
+    path("messages/<int:message_id>/explain/", views.message_explain, name="tutor_message_explain"),
     path("messages/<int:message_id>/flag/", views.message_flag, name="tutor_message_flag"),
 ]

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.middleware import wants_json
 from core.roles import Role, role_required
 from education.models import Course, CourseMaterial, TutorMessage, TutorSession
 from education.selectors import tutor as selectors
@@ -73,7 +74,7 @@ def course_ask(request, course_id):
         form.add_error("question", str(error))
         return _render_course(request, course, form, status=400)
     session = tutor_service.session_start(course=course, student=request.user)
-    message = tutor_service.tutor_ask(session=session, question=form.cleaned_data["question"])
+    message = tutor_service.tutor_ask(session=session, question=form.cleaned_data["question"], explain="later")
     return redirect(f"{reverse('education:tutor_session', args=[session.pk])}#message-{message.pk}")
 
 
@@ -105,7 +106,8 @@ def session_ask(request, session_id):
     form = QuestionForm(request.POST)
     if form.is_valid():
         try:
-            message = tutor_service.tutor_ask(session=session, question=form.cleaned_data["question"])
+            message = tutor_service.tutor_ask(session=session, question=form.cleaned_data["question"],
+                                              explain="later")
         except tutor_service.QuestionError as error:
             form.add_error("question", str(error))
         else:
@@ -119,6 +121,25 @@ def message_reveal(request, message_id):
     message = _own_message(request.user, message_id)
     tutor_service.tutor_reveal(message=message)
     return redirect(f"{reverse('education:tutor_session', args=[message.session_id])}#message-{message.pk}")
+
+
+@role_required(Role.STUDENT, Role.TEACHER)
+@require_POST
+def message_explain(request, message_id):
+    """Write the pending explanation of an answer the student already reads (the page asks for it by itself)."""
+    message = tutor_service.tutor_explain(message=_own_message(request.user, message_id))
+    if wants_json(request):
+        parts = selectors.explanation_parts(message)
+        return JsonResponse({"explanation": message.explanation,
+                             "parts": [{"text": text, "href": _passage_url(citation) if citation else ""}
+                                       for text, citation in parts]})
+    return redirect(f"{reverse('education:tutor_session', args=[message.session_id])}#message-{message.pk}")
+
+
+def _passage_url(citation) -> str:
+    chunk = citation.chunk
+    return (f"{reverse('education:tutor_material_detail', args=[chunk.material_id])}?passage={chunk.pk}"
+            f"#passage-{chunk.pk}")
 
 
 @role_required(Role.STUDENT, Role.TEACHER)

@@ -100,13 +100,22 @@ def session_messages(*, session: TutorSession) -> list[TutorMessage]:
         "material").defer("embedding", "material__text", "material__page_starts")
     by_id = {c.pk: c for c in chunks}
     for message in messages:
-        message.citations = [
-            Citation(number=n, chunk=by_id[i], score=(message.scores[n - 1] if n <= len(message.scores) else None))
-            for n, i in enumerate(message.cited_chunk_ids, start=1) if i in by_id
-        ]
+        message.citations = _citations(message, by_id)
         message.answer_parts = phrase_marked(citation_parts(message.answer, message.citations), message.short_answer)
         message.explanation_parts = citation_parts(message.explanation, message.citations)
     return messages
+
+
+def _citations(message: TutorMessage, by_id: dict[int, MaterialChunk]) -> list[Citation]:
+    return [Citation(number=n, chunk=by_id[i], score=(message.scores[n - 1] if n <= len(message.scores) else None))
+            for n, i in enumerate(message.cited_chunk_ids, start=1) if i in by_id]
+
+
+def explanation_parts(message: TutorMessage) -> list[tuple[str, Citation | None]]:
+    """One message's explanation split around its citations (for the page that asked for it)."""
+    chunks = MaterialChunk.objects.filter(pk__in=message.cited_chunk_ids,
+                                          material__course_id=message.session.course_id).only("pk", "material_id")
+    return citation_parts(message.explanation, _citations(message, {c.pk: c for c in chunks}))
 
 
 def citation_parts(text: str, citations: list[Citation]) -> list[tuple[str, Citation | None]]:

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from education.models import Course, TutorMessage, TutorSession
+from education.models import Course, MaterialChunk, TutorMessage, TutorSession
 from education.services.retrieval import (
     SENTENCE_MIN_TERMS,
     Passage,
@@ -252,9 +252,12 @@ def session_start(*, course: Course, student, title: str = "") -> TutorSession:
     return TutorSession.objects.create(course=course, student=student, title=title[:200])
 
 
-def tutor_ask(*, session: TutorSession, question: str, generate: bool = True) -> TutorMessage:
+def tutor_ask(*, session: TutorSession, question: str, explain: str = "now") -> TutorMessage:
     """Answer a question in a session; refused, not-in-material and hint-first replies are recorded too.
 
+    `explain`: "now" generates the explanation before returning; "later" returns at once with the explanation
+    pending (when a tutor model is active), for `tutor_explain` once the student reads the answer: the answer
+    takes a quarter of a second, the explanation a second or more of decoding on CPU; "never" skips it.
     Raises QuestionError for an empty or too long question (nothing is recorded).
     """
     question = question_check(question)
@@ -280,8 +283,10 @@ def tutor_ask(*, session: TutorSession, question: str, generate: bool = True) ->
         else:
             message.answer = f"{selected.sentence} [{selected.passage_number}]"
             message.short_answer = short_answer_extract(question, selected.sentence)
-            if generate:
+            if explain == "now":
                 message.explanation = explanation_generate(question, cited, selected)
+            elif explain == "later":
+                message.explanation_pending = tutor_model_active()
             if course.hint_first:
                 message.state = TutorMessage.State.HINT
                 message.hint = hint_for(retrieval, selected)
@@ -292,6 +297,33 @@ def tutor_ask(*, session: TutorSession, question: str, generate: bool = True) ->
             TutorSession.objects.filter(pk=session.pk, title="").update(title=question[:200])
             session.title = question[:200]
         message.save()
+    return message
+
+
+def tutor_model_active() -> bool:
+    try:
+        ml.active_version(task=ml.Task.TUTOR)
+    except ml.NoActiveVersion:
+        return False
+    return True
+
+
+def tutor_explain(*, message: TutorMessage) -> TutorMessage:
+    """Generate the pending explanation of an answer, once: a second request finds it claimed and returns as is."""
+    if not TutorMessage.objects.filter(pk=message.pk, explanation_pending=True).update(explanation_pending=False):
+        message.refresh_from_db(fields=["explanation", "explanation_pending"])
+        return message
+    message.explanation_pending = False
+    number = _CITATION.search(message.answer)
+    chunks = {c.pk: c for c in MaterialChunk.objects.filter(
+        pk__in=message.cited_chunk_ids, material__course_id=message.session.course_id).select_related("material")}
+    cited = [Passage(chunk=chunks[pk], score=0.0) for pk in message.cited_chunk_ids if pk in chunks]
+    if number is None or len(cited) != len(message.cited_chunk_ids):
+        return message  # the material changed since the answer: nothing to explain from
+    selected = Selected(sentence=message.answer[: number.start()].strip(), passage_number=int(number.group(1)),
+                        score=0.0)
+    message.explanation = explanation_generate(message.question, cited, selected)
+    TutorMessage.objects.filter(pk=message.pk).update(explanation=message.explanation)
     return message
 
 
