@@ -87,7 +87,9 @@ def _write_checkpoint(work_dir: Path, model, optimizer, scheduler, state: dict) 
 
 
 def _read_checkpoint(ckpt_dir: Path, optimizer, scheduler) -> dict:
-    state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+    # A GPU worker's checkpoint may be resumed by a CPU-only worker: load it on the CPU; the optimizer moves
+    # its state to its parameters' device.
+    state = torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
@@ -259,6 +261,8 @@ DEFAULT_LORA_PARAMS = {
     "lora_r": 8,
     "lora_alpha": 16,
     "lora_dropout": 0.05,
+    "lora_mlp": False,
+    "packing": False,
     "patience": 2,
     "seed": 13,
 }
@@ -279,9 +283,29 @@ def _blocks(tokenizer, texts: list[str], block_size: int) -> list[list[int]]:
     return [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
 
 
-def _lora_targets(model) -> list[str] | str:
+def _texts_alone(tokenizer, texts: list[str], block_size: int) -> list[list[int]]:
+    """One sequence per text, tokenised as `runtime.perplexity` scores a text (special tokens included);
+    a text longer than a block is cut into blocks, and a piece under two tokens (nothing to predict) is dropped.
+
+    Packing teaches the model to continue across unrelated texts and scores each text's start after
+    another one's end, while the app generates and evaluates each text on its own; and for short texts a
+    packed block holds several of them, so an epoch takes several times fewer optimizer steps.
+    """
+    sequences = []
+    for text in texts:
+        ids = tokenizer(text)["input_ids"]
+        sequences.extend(ids[i : i + block_size] for i in range(0, len(ids), block_size))
+    return [s for s in sequences if len(s) >= 2]
+
+
+ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+
+
+def _lora_targets(model, *, mlp: bool = False) -> list[str] | str:
+    """The attention projections (and the MLP ones when asked) by their Llama-style names."""
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    wanted = [n for n in ("q_proj", "k_proj", "v_proj", "o_proj") if n in names]
+    wanted = [n for n in ATTENTION_PROJECTIONS + (MLP_PROJECTIONS if mlp else ()) if n in names]
     return wanted or "all-linear"
 
 
@@ -295,7 +319,13 @@ def train_lora(
     callbacks: Callbacks | None = None,
     base_spec: str = "",
 ) -> TrainResult:
-    """Train a LoRA adapter on plain texts; reports validation perplexity before and after."""
+    """Train a LoRA adapter on plain texts; reports validation perplexity before and after.
+
+    Each text is a sequence of its own, so the validation perplexity is the one `runtime.perplexity` gives;
+    `params["packing"]` concatenates the texts into blocks of `block_size` tokens instead (on Story Cloze
+    stories it gained a seventh of what one text per sequence did for the same data and compute, see
+    docs/benchmarks.md "Stories"). `params["lora_mlp"]` adds the MLP projections to the attention ones.
+    """
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -312,8 +342,9 @@ def train_lora(
     if getattr(base, "hf_quantizer", None) is not None:  # a model loaded straight from a GGUF
         base.hf_quantizer.remove_quantization_config(base)
     block_size = min(int(p["block_size"]), getattr(base.config, "max_position_embeddings", 2048))
-    train_blocks = _blocks(tokenizer, train, block_size)
-    val_blocks = _blocks(tokenizer, validation, block_size)
+    sequences = _blocks if p["packing"] else _texts_alone
+    train_blocks = sequences(tokenizer, train, block_size)
+    val_blocks = sequences(tokenizer, validation, block_size)
     if not train_blocks:
         raise ValueError("the training texts are empty after tokenisation")
 
@@ -322,7 +353,7 @@ def train_lora(
         model = PeftModel.from_pretrained(base, ckpt_dir, is_trainable=True)
     else:
         config = LoraConfig(r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]), lora_dropout=float(p["lora_dropout"]),
-                            target_modules=_lora_targets(base), task_type="CAUSAL_LM")
+                            target_modules=_lora_targets(base, mlp=bool(p["lora_mlp"])), task_type="CAUSAL_LM")
         model = get_peft_model(base, config)
     model.to(device)
 

@@ -7,6 +7,14 @@ import pytest
 from mlcore.models import Dataset
 from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE  # noqa: F401  (re-exported for the tests)
 
+# A tiny corpus in the tiny Llama's word-level vocabulary, for LoRA fine-tunes.
+CORPUS = [
+    "once upon a time the keeper lit the lamp .",
+    "the keeper lit the lamp once upon a time .",
+    "profit rose and shares jumped .",
+    "record sales and dividend raised .",
+] * 6
+
 
 def sentiment_csv(rows_per_class: int = 20, seed: int = 1) -> bytes:
     """A small labelled CSV: varied sentences built from the phrase lists above."""

@@ -18,7 +18,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from mlcore import api, runtime, services
 from mlcore.models import Dataset, Task, TrainingJob
 from mlcore.training import Callbacks, train_encoder, train_lora
-from tests.mlcore.conftest import sentiment_csv
+from tests.mlcore.conftest import CORPUS, sentiment_csv
 from tests.workers import app_broker_env, celery_worker, purge_app_queues, require_redis, wait_for
 
 DEVICE_NAME = os.environ.get("PARLANCE_TEST_DEVICE", "cuda")
@@ -44,12 +44,6 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(bool(UNAVAILABLE), reason=UNA
 ROWS = [{"text": f"{w} results in quarter {i}", "label": lab}
         for i in range(8) for w, lab in (("great", "positive"), ("awful", "negative"), ("plain", "neutral"))]
 TRAIN, VAL = ROWS[:18], ROWS[18:]
-CORPUS = [
-    "once upon a time the keeper lit the lamp .",
-    "the keeper lit the lamp once upon a time .",
-    "profit rose and shares jumped .",
-    "record sales and dividend raised .",
-] * 6
 
 
 @pytest.fixture(autouse=True)

@@ -5,20 +5,16 @@ import pytest
 from mlcore import api, runtime, services
 from mlcore.models import Dataset, Family, Task
 from mlcore.training import train_lora
+from tests.mlcore.conftest import CORPUS
 
 pytestmark = pytest.mark.django_db
 
-CORPUS = [
-    "once upon a time the keeper lit the lamp .",
-    "the keeper lit the lamp once upon a time .",
-    "profit rose and shares jumped .",
-    "record sales and dividend raised .",
-] * 6
 
-
-def test_lora_lowers_perplexity_and_saves_only_the_adapter(tmp_path, tiny_lm_dir):
+@pytest.mark.parametrize("packing", [False, True])
+def test_lora_lowers_perplexity_and_saves_only_the_adapter(tmp_path, tiny_lm_dir, packing):
     result = train_lora(base_path=str(tiny_lm_dir), train=CORPUS, validation=CORPUS[:8], work_dir=tmp_path,
-                        params={"epochs": 3, "batch_size": 2, "block_size": 32, "learning_rate": 5e-3})
+                        params={"epochs": 3, "batch_size": 2, "block_size": 32, "learning_rate": 5e-3,
+                                "packing": packing})
     assert result.metrics["perplexity"] < result.metrics["perplexity_before"]
     files = {p.name for p in result.best_dir.iterdir()}
     assert "adapter_model.safetensors" in files and "model.safetensors" not in files
@@ -73,3 +69,35 @@ def test_a_story_finetune_registers_an_adapter_that_generation_uses_for_its_scop
 
     report = api.evaluate(adapter, dataset, split=None)
     assert report["perplexity"] > 1 and report["n"] == dataset.rows_kept
+
+
+def test_lora_on_texts_alone_validates_each_text_as_runtime_perplexity_scores_it(tmp_path, tiny_lm_dir):
+    validation = ["once upon a time the keeper lit the lamp .", "profit rose .", "the keeper lit the lamp ."]
+    result = train_lora(base_path=str(tiny_lm_dir), train=CORPUS, validation=validation, work_dir=tmp_path,
+                        params={"epochs": 1, "batch_size": 4, "block_size": 32, "learning_rate": 5e-3,
+                                "packing": False})
+    assert result.metrics["perplexity_before"] == pytest.approx(runtime.perplexity(str(tiny_lm_dir), validation),
+                                                                rel=1e-4)
+    after = runtime.perplexity(str(tiny_lm_dir), validation, adapter=str(result.best_dir))
+    assert result.metrics["perplexity"] == pytest.approx(after, rel=1e-4)
+    assert result.metrics["n_blocks"] == len(validation)
+
+
+def test_lora_on_texts_alone_takes_a_step_per_batch_of_texts(tmp_path, tiny_lm_dir):
+    from mlcore.training import Callbacks
+
+    steps = []
+    train_lora(base_path=str(tiny_lm_dir), train=CORPUS, validation=CORPUS[:4], work_dir=tmp_path,
+               params={"epochs": 1, "batch_size": 4, "block_size": 32, "packing": False},
+               callbacks=Callbacks(on_step=steps.append, step_report_every=1))
+    assert [e["step"] for e in steps] == [1, 2, 3, 4, 5, 6]  # 24 texts in batches of 4 (packed: 2 steps)
+
+
+def test_lora_adapts_the_mlp_projections_when_asked(tmp_path, tiny_lm_dir):
+    import json
+
+    result = train_lora(base_path=str(tiny_lm_dir), train=CORPUS, validation=CORPUS[:4], work_dir=tmp_path,
+                        params={"epochs": 1, "batch_size": 4, "block_size": 32, "lora_mlp": True})
+    config = json.loads((result.best_dir / "adapter_config.json").read_text())
+    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                             "down_proj"}
