@@ -25,10 +25,11 @@ students (`--mode students`)
     2. serve: gunicorn as above, and one Celery worker as in the Procfile (queues default,ml, concurrency 2)
        to grade essays with the real models. The broker's queues are purged first.
     3. clients: each student asks the tutor a question about the course material (answered inside the request:
-       retrieval with MiniLM), then does what the answer page's script does: loads the page and asks for the
-       explanation (SmolLM2), and submits a new version of an essay, in turn, with `--think` seconds between
-       actions. Per-student rate limits are raised for the run (they would refuse a load test, not a class).
-    Reports tutor answer latency, explanation latency (from the answer page's request to the explanation),
+       retrieval with MiniLM), then does what the answer page's script does: loads the page and polls for the
+       explanation (SmolLM2, written by the worker) every second, and submits a new version of an essay, in
+       turn, with `--think` seconds between actions. Per-student rate limits are raised for the run (they would
+       refuse a load test, not a class).
+    Reports tutor answer latency, explanation latency (from the answer page's first poll to the explanation),
     essay submit latency, and time-to-grade (grade row written minus version submitted, both server clock)
     for every version submitted, waiting up to `--grade-wait` s after the run.
 
@@ -44,6 +45,7 @@ var/bench/load-<mode>-<timestamp>.json.
 import argparse
 import http.client
 import io
+import json
 import math
 import os
 import random
@@ -663,12 +665,22 @@ def run_students(args) -> dict:
                               headers.get("Location", "") if headers else "")
             if status != 302 or not found:
                 return
-            token = browser.csrf_form(found.group(1))
-            status, _, _, seconds = browser.request(
-                "POST", f"/education/tutor/messages/{found.group(2)}/explain/", form={"csrfmiddlewaretoken": token},
-                headers={"Accept": "application/json"})
+            browser.csrf_form(found.group(1))
+            started, error = time.perf_counter(), None
+            while True:  # the page's script: poll every second until the ml worker wrote it, two minutes at most
+                status, _, body, _ = browser.request("GET", f"/education/tutor/messages/{found.group(2)}/explain/",
+                                                     headers={"Accept": "application/json"})
+                if status != 200:
+                    error = str(status or "connection")
+                    break
+                if not json.loads(body)["pending"]:
+                    break
+                if time.perf_counter() - started > 120:
+                    error = "timeout"
+                    break
+                time.sleep(1.0)
             if recorder:
-                recorder.add("tutor_explanation", seconds, None if status == 200 else str(status or "connection"))
+                recorder.add("tutor_explanation", time.perf_counter() - started, error)
 
         # One question first (not counted) so each gunicorn worker has loaded the tutor's models.
         browser = browsers[0][1]

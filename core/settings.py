@@ -310,6 +310,7 @@ CELERY_TASK_ROUTES = {
     "education.calibrate": {"queue": "ml"},
     "education.calibration_finish": {"queue": "ml"},
     "education.tutor_embed_material": {"queue": "ml"},
+    "education.tutor_explain": {"queue": "ml"},  # the tutor model's explanation of an answer
     "entertainment.generate": {"queue": "ml"},
 }
 CELERY_TASK_ACKS_LATE = True

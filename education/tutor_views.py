@@ -74,7 +74,8 @@ def course_ask(request, course_id):
         form.add_error("question", str(error))
         return _render_course(request, course, form, status=400)
     session = tutor_service.session_start(course=course, student=request.user)
-    message = tutor_service.tutor_ask(session=session, question=form.cleaned_data["question"], explain="later")
+    message = tutor_service.tutor_ask(session=session, question=form.cleaned_data["question"],
+                                      explain=tutor_service.Explain.LATER)
     return redirect(f"{reverse('education:tutor_session', args=[session.pk])}#message-{message.pk}")
 
 
@@ -107,7 +108,7 @@ def session_ask(request, session_id):
     if form.is_valid():
         try:
             message = tutor_service.tutor_ask(session=session, question=form.cleaned_data["question"],
-                                              explain="later")
+                                              explain=tutor_service.Explain.LATER)
         except tutor_service.QuestionError as error:
             form.add_error("question", str(error))
         else:
@@ -124,22 +125,19 @@ def message_reveal(request, message_id):
 
 
 @role_required(Role.STUDENT, Role.TEACHER)
-@require_POST
+@require_GET
 def message_explain(request, message_id):
-    """Write the pending explanation of an answer the student already reads (the page asks for it by itself)."""
-    message = tutor_service.tutor_explain(message=_own_message(request.user, message_id))
-    if wants_json(request):
-        parts = selectors.explanation_parts(message)
-        return JsonResponse({"explanation": message.explanation,
-                             "parts": [{"text": text, "href": _passage_url(citation) if citation else ""}
-                                       for text, citation in parts]})
-    return redirect(f"{reverse('education:tutor_session', args=[message.session_id])}#message-{message.pk}")
-
-
-def _passage_url(citation) -> str:
-    chunk = citation.chunk
-    return (f"{reverse('education:tutor_material_detail', args=[chunk.material_id])}?passage={chunk.pk}"
-            f"#passage-{chunk.pk}")
+    """An answer's explanation as the ml worker writes it: JSON for the page's script to poll; a browser without
+    the script is sent back to the answer, whose page says whether the explanation is still being written."""
+    message = _own_message(request.user, message_id)
+    if not wants_json(request):
+        return redirect(f"{reverse('education:tutor_session', args=[message.session_id])}#message-{message.pk}")
+    held_back = message.state == TutorMessage.State.HINT  # shown with the answer, once the student asks for it
+    parts = [] if held_back else selectors.explanation_parts(message)
+    return JsonResponse({"pending": message.explanation_pending,
+                         "explanation": "" if held_back else message.explanation,
+                         "parts": [{"text": text, "href": citation.url if citation else ""}
+                                   for text, citation in parts]})
 
 
 @role_required(Role.STUDENT, Role.TEACHER)

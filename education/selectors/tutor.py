@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from django.db.models import Count, Max, Q, QuerySet
+from django.urls import reverse
 
 from education.models import Course, CourseMaterial, MaterialChunk, TutorMessage, TutorSession
 
@@ -90,6 +91,12 @@ class Citation:
     chunk: MaterialChunk
     score: float | None
 
+    @property
+    def url(self) -> str:
+        """The cited passage, highlighted in its document (the page's links and the explanation's JSON)."""
+        return (f"{reverse('education:tutor_material_detail', args=[self.chunk.material_id])}"
+                f"?passage={self.chunk.pk}#passage-{self.chunk.pk}")
+
 
 def session_messages(*, session: TutorSession) -> list[TutorMessage]:
     """The session's messages, each with `citations` (numbered passages), `answer_parts` [(text, citation,
@@ -112,7 +119,7 @@ def _citations(message: TutorMessage, by_id: dict[int, MaterialChunk]) -> list[C
 
 
 def explanation_parts(message: TutorMessage) -> list[tuple[str, Citation | None]]:
-    """One message's explanation split around its citations (for the page that asked for it)."""
+    """One message's explanation split around its citations (for the page's script that polls for it)."""
     chunks = MaterialChunk.objects.filter(pk__in=message.cited_chunk_ids,
                                           material__course_id=message.session.course_id).only("pk", "material_id")
     return citation_parts(message.explanation, _citations(message, {c.pk: c for c in chunks}))

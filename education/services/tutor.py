@@ -1,10 +1,10 @@
 """The tutor: answer a student's question from the course material, with numbered citations.
 
 Answering runs in the web process: one question costs a retrieval over the course's passages (about 0.1 s for
-260 passages), one embedding batch for the question and one for the top passages' sentences, and, when a tutor
-model is active, a short generation (at most 60 tokens; a second or two for the 135M model on a quiet CPU). A
-queue round trip would add latency and a polling page for little gain; bulk work (embedding material) is what
-goes to the ml queue.
+260 passages), one embedding batch for the question and one for the top passages' sentences. The explanation
+(when a tutor model is active, a short generation: at most 60 tokens, a second or more of decoding on CPU) is
+written by an `ml` worker (`education.tutor_explain`) while the student reads the answer: decoding in the web
+processes made every answer wait behind other students' explanations (docs/benchmarks.md, "Load").
 
 The answer the student reads is not free text from the model: it is the sentence of a cited passage that best
 matches the question, selected here, with its citation and a short answer (a span copied from the sentence,
@@ -17,11 +17,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.services import task_run_enqueue
 from education.models import Course, MaterialChunk, TutorMessage, TutorSession
 from education.services.retrieval import (
     SENTENCE_MIN_TERMS,
@@ -85,6 +87,17 @@ _CITATION = re.compile(r"\[(\d+)\]")
 SELECT_COSINE_WEIGHT = 0.6
 SELECT_RANK_PENALTY = 0.2
 SELECT_QUESTION_PENALTY = 0.2  # a sentence that is itself a question rarely answers one
+
+
+EXPLAIN_TASK = "education.tutor_explain"
+
+
+class Explain(StrEnum):
+    """When `tutor_ask` has the tutor model explain its answer."""
+
+    NOW = "now"  # before returning (scripts, benchmarks)
+    LATER = "later"  # an ml worker writes it after commit; the page polls for it
+    NEVER = "never"
 
 
 class QuestionError(ValueError):
@@ -211,13 +224,19 @@ def prompt_build(question: str, passages: list[Passage], selected: Selected) -> 
 def explanation_generate(question: str, passages: list[Passage], selected: Selected) -> str:
     """A short explanation from the tutor model, or "" when no tutor model is active or its text is unusable."""
     try:
+        return _explanation_write(question, passages, selected)
+    except Exception:  # noqa: BLE001  (the explanation is optional; the selected answer stands without it)
+        logger.exception("tutor explanation failed")
+        return ""
+
+
+def _explanation_write(question: str, passages: list[Passage], selected: Selected) -> str:
+    """As explanation_generate, but a generation that fails raises."""
+    try:
         pieces = ml.generate(ml.Task.TUTOR, prompt_build(question, passages, selected), system=SYSTEM_PROMPT,
                              max_new_tokens=EXPLANATION_MAX_TOKENS, temperature=0, stop=["\n\n", "<<<", "Question:"])
         text = "".join(pieces)
     except (ml.NoActiveVersion, ml.ModelNotReady):
-        return ""
-    except Exception:  # noqa: BLE001  (the explanation is optional; the selected answer stands without it)
-        logger.exception("tutor explanation failed")
         return ""
     grounding = set(tokenize(question)).union(*(p.terms or tokenize(p.chunk.text) for p in passages))
     return explanation_clean(text, passages=len(passages), grounding=grounding)
@@ -252,14 +271,16 @@ def session_start(*, course: Course, student, title: str = "") -> TutorSession:
     return TutorSession.objects.create(course=course, student=student, title=title[:200])
 
 
-def tutor_ask(*, session: TutorSession, question: str, explain: str = "now") -> TutorMessage:
+def tutor_ask(*, session: TutorSession, question: str, explain: Explain | str = Explain.NOW) -> TutorMessage:
     """Answer a question in a session; refused, not-in-material and hint-first replies are recorded too.
 
-    `explain`: "now" generates the explanation before returning; "later" returns at once with the explanation
-    pending (when a tutor model is active), for `tutor_explain` once the student reads the answer: the answer
-    takes a quarter of a second, the explanation a second or more of decoding on CPU; "never" skips it.
+    `explain` (an Explain; its value is accepted too, anything else raises ValueError): NOW generates the
+    explanation before returning; LATER returns at once with the explanation pending (when a tutor model is
+    active) and queues `tutor_explain` on the ml workers after commit: the answer takes a quarter of a second,
+    the explanation a second or more of decoding on CPU; NEVER skips it.
     Raises QuestionError for an empty or too long question (nothing is recorded).
     """
+    explain = Explain(explain)
     question = question_check(question)
     question_rate_check(student=session.student)
     course = session.course
@@ -283,9 +304,9 @@ def tutor_ask(*, session: TutorSession, question: str, explain: str = "now") -> 
         else:
             message.answer = f"{selected.sentence} [{selected.passage_number}]"
             message.short_answer = short_answer_extract(question, selected.sentence)
-            if explain == "now":
+            if explain is Explain.NOW:
                 message.explanation = explanation_generate(question, cited, selected)
-            elif explain == "later":
+            elif explain is Explain.LATER:
                 message.explanation_pending = tutor_model_active()
             if course.hint_first:
                 message.state = TutorMessage.State.HINT
@@ -297,6 +318,9 @@ def tutor_ask(*, session: TutorSession, question: str, explain: str = "now") -> 
             TutorSession.objects.filter(pk=session.pk, title="").update(title=question[:200])
             session.title = question[:200]
         message.save()
+        if message.explanation_pending:
+            # Under the task ledger: a lost worker's run is done again, a message the broker lost is re-sent.
+            task_run_enqueue(task=EXPLAIN_TASK, args=[message.pk])
     return message
 
 
@@ -308,23 +332,46 @@ def tutor_model_active() -> bool:
     return True
 
 
-def tutor_explain(*, message: TutorMessage) -> TutorMessage:
-    """Generate the pending explanation of an answer, once: a second request finds it claimed and returns as is."""
-    if not TutorMessage.objects.filter(pk=message.pk, explanation_pending=True).update(explanation_pending=False):
-        message.refresh_from_db(fields=["explanation", "explanation_pending"])
-        return message
-    message.explanation_pending = False
+def tutor_explain(*, message_id: int) -> str:
+    """Write the pending explanation of an answer (the ml worker's task): "written", or "skipped" when none is
+    pending (already written by another delivery, or given up).
+
+    The message stays pending while the model writes, so the run of a worker lost mid-way is done again by the
+    ledger; the text is stored only while the message is still pending, so a second delivery changes nothing.
+    A generation that raises clears the pending mark (the answer stands without an explanation) and re-raises,
+    for the task ledger to record.
+    """
+    message = TutorMessage.objects.filter(pk=message_id, explanation_pending=True).select_related("session").first()
+    if message is None:
+        return "skipped"
+    try:
+        explanation = _explanation_of(message)
+    except Exception as exc:
+        logger.warning("tutor explanation of message %s failed, none is shown: %s: %s", message_id,
+                       type(exc).__name__, exc)
+        explanation_abandon(message_id=message_id)
+        raise
+    written = TutorMessage.objects.filter(pk=message_id, explanation_pending=True).update(
+        explanation=explanation, explanation_pending=False)
+    return "written" if written else "skipped"
+
+
+def _explanation_of(message: TutorMessage) -> str:
     number = _CITATION.search(message.answer)
     chunks = {c.pk: c for c in MaterialChunk.objects.filter(
         pk__in=message.cited_chunk_ids, material__course_id=message.session.course_id).select_related("material")}
     cited = [Passage(chunk=chunks[pk], score=0.0) for pk in message.cited_chunk_ids if pk in chunks]
     if number is None or len(cited) != len(message.cited_chunk_ids):
-        return message  # the material changed since the answer: nothing to explain from
+        return ""  # the material changed since the answer: nothing to explain from
     selected = Selected(sentence=message.answer[: number.start()].strip(), passage_number=int(number.group(1)),
                         score=0.0)
-    message.explanation = explanation_generate(message.question, cited, selected)
-    TutorMessage.objects.filter(pk=message.pk).update(explanation=message.explanation)
-    return message
+    return _explanation_write(message.question, cited, selected)
+
+
+def explanation_abandon(*, message_id: int) -> bool:
+    """Stop waiting for an explanation that will not come (generation failed, or the ledger gave up on it)."""
+    return bool(TutorMessage.objects.filter(pk=message_id, explanation_pending=True).update(
+        explanation_pending=False))
 
 
 def tutor_reveal(*, message: TutorMessage) -> bool:

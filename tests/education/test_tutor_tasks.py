@@ -11,14 +11,19 @@ from tests.workers import app_broker_env, celery_worker, purge_app_queues, requi
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def test_uploaded_material_is_embedded_by_the_ml_worker(course, teacher, tiny_encoder_spec, mlcore_home, tmp_path):
+def _ml_worker(mlcore_home, encoder_spec, log_dir):
+    """A real worker on the `ml` queue with the tiny models, its queues purged first."""
     from core.celery import app
 
     if app.conf.broker_url.startswith("redis"):
         require_redis(app.conf.broker_url)
     purge_app_queues()
-    env = {**app_broker_env(), "MLCORE_HOME": str(mlcore_home), "MLCORE_ENCODER": tiny_encoder_spec}
-    with celery_worker(broker_url=env["CELERY_BROKER_URL"], queues="ml", extra_env=env, log_dir=tmp_path):
+    env = {**app_broker_env(), "MLCORE_HOME": str(mlcore_home), "MLCORE_ENCODER": encoder_spec}
+    return celery_worker(broker_url=env["CELERY_BROKER_URL"], queues="ml", extra_env=env, log_dir=log_dir)
+
+
+def test_uploaded_material_is_embedded_by_the_ml_worker(course, teacher, tiny_encoder_spec, mlcore_home, tmp_path):
+    with _ml_worker(mlcore_home, tiny_encoder_spec, tmp_path):
         material = material_upload(course=course, user=teacher, title="", filename="thesis.md",
                                    data=TUTOR_CORPUS["Thesis statements"].encode())
         wait_for(lambda: CourseMaterial.objects.filter(pk=material.pk, state__in=["ready", "failed"]).exists(),
@@ -27,3 +32,26 @@ def test_uploaded_material_is_embedded_by_the_ml_worker(course, teacher, tiny_en
     assert (material.state, material.attempts, material.error) == ("ready", 1, "")
     vectors = [np.frombuffer(bytes(c.embedding), dtype=np.float32) for c in material.chunks.all()]
     assert len(vectors) == 2 and all(v.shape == (32,) for v in vectors)
+
+
+def test_a_later_explanation_is_written_by_the_ml_worker(course, teacher, tutor_session, tutor_lm, tiny_encoder_spec,
+                                                         mlcore_home, tmp_path):
+    from core.models import TaskRun
+    from education.models import TutorMessage
+    from education.services import tutor
+    from tests.education.test_tutor_answers import TINY_LM_WORDS
+
+    with _ml_worker(mlcore_home, tiny_encoder_spec, tmp_path):
+        material = material_upload(course=course, user=teacher, title="Markup", filename="markup.txt",
+                                   data=("An HTML tag must be escaped when shown on a page. " + TINY_LM_WORDS).encode())
+        wait_for(lambda: CourseMaterial.objects.filter(pk=material.pk, state="ready").exists(), timeout=120,
+                 what="the material to be embedded")
+        message = tutor.tutor_ask(session=tutor_session, question="Which HTML tag must be escaped?",
+                                  explain=tutor.Explain.LATER)
+        assert message.explanation_pending and message.explanation == ""  # the answer did not wait for it
+        wait_for(lambda: not TutorMessage.objects.get(pk=message.pk).explanation_pending, timeout=120,
+                 what="the worker to write the explanation")
+    message.refresh_from_db()
+    assert message.explanation != ""  # the tiny LM's words are all in the material: its text passes the filter
+    run = TaskRun.objects.get(task="education.tutor_explain")
+    assert (run.args, run.state, run.attempts, run.worker.startswith("test-")) == ([message.pk], "done", 1, True)

@@ -50,6 +50,8 @@ ACCESS = [
     ("tutor_session_ask", "session", "post", {"student": 302, "teacher": 404, "classmate": 404, "analyst": 403}),
     ("tutor_message_reveal", "message", "post", {"student": 302, "teacher": 404, "classmate": 404,
                                                  "analyst": 403}),
+    ("tutor_message_explain", "message", "get", {"student": 302, "teacher": 404, "classmate": 404,
+                                                  "other_teacher": 404, "analyst": 403}),
     ("tutor_message_flag", "message", "post", {"student": 302, "teacher": 404, "classmate": 404,
                                                "other_teacher": 404}),
     ("tutor_course_ask", "course", "post", {"student": 302, "outsider": 404, "analyst": 403}),
@@ -67,6 +69,19 @@ def test_access(client, person, objects, name, kind, method, who, status):
     data = {"question": "What is a thesis statement?", "reason": "wrong passage"} if method == "post" else None
     response = getattr(client, method)(url, data)
     assert response.status_code == status
+
+
+@pytest.mark.parametrize(("who", "status"), [("student", 200), ("teacher", 404), ("classmate", 404),
+                                             ("other_teacher", 404)])
+def test_only_the_asking_student_polls_an_answers_explanation(client, person, objects, who, status):
+    TutorMessage.objects.filter(pk=objects["message"]).update(explanation="A thesis states the claim.")
+    client.force_login(person(who))
+    response = client.get(reverse("education:tutor_message_explain", args=[objects["message"]]),
+                          HTTP_ACCEPT="application/json")
+    assert response.status_code == status
+    if status == 200:
+        assert response.json() == {"pending": False, "explanation": "A thesis states the claim.",
+                                   "parts": [{"text": "A thesis states the claim.", "href": ""}]}
 
 
 def test_anonymous_users_are_sent_to_log_in(client, objects):

@@ -9,7 +9,16 @@ import pytest
 from django.db import connection
 
 from core.models import TaskRun
-from tests.education.conftest import assignment, course, embedder, make_essay, student, teacher  # noqa: F401
+from tests.education.conftest import (  # noqa: F401  (fixtures shared here)
+    assignment,
+    course,
+    embedder,
+    make_essay,
+    student,
+    teacher,
+    tutor_lm,
+    tutor_session,
+)
 from tests.finance.conftest import active_sentiment, companies, source  # noqa: F401  (fixtures shared here)
 from tests.workers import (
     app_broker_env,

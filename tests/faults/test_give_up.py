@@ -71,6 +71,43 @@ def test_a_material_the_ledger_gave_up_on_is_failed_for_the_teacher_to_retry(
     assert TaskRun.objects.filter(task="education.tutor_embed_material", state="queued").count() == 1
 
 
+def _pending_explanation(course, teacher, session):
+    from education.services import tutor
+    from tests.education.conftest import TUTOR_CORPUS
+
+    material_services.material_create(course=course, user=teacher, title="Thesis statements", kind="markdown",
+                                      text=TUTOR_CORPUS["Thesis statements"])
+    message = tutor.tutor_ask(session=session, question="What is a thesis statement?", explain=tutor.Explain.LATER)
+    assert message.explanation_pending
+    return message
+
+
+def test_an_explanation_whose_worker_was_lost_is_written_by_the_ledgers_rerun(
+        course, teacher, tutor_session, tutor_lm, django_capture_on_commit_callbacks):
+    from education.tasks.tutor import explain_message
+
+    message = _pending_explanation(course, teacher, tutor_session)
+    # The lost worker was decoding: the message stays pending until an explanation is stored.
+    run = lost_worker("education.tutor_explain", row_update=lambda: None)
+    assert sweep(django_capture_on_commit_callbacks)["requeued"] == [run.pk]
+    row = TaskRun.objects.get(pk=run.pk)
+    assert explain_message.apply(args=[message.pk], kwargs={"run_id": run.pk},
+                                 task_id=row.celery_task_id).get() == "written"
+    message.refresh_from_db()
+    assert not message.explanation_pending
+    assert (TaskRun.objects.get(pk=run.pk).state, TaskRun.objects.get(pk=run.pk).attempts) == ("done", 2)
+
+
+def test_an_explanation_the_ledger_gave_up_on_is_no_longer_awaited(
+        course, teacher, tutor_session, tutor_lm, settings, django_capture_on_commit_callbacks):
+    settings.PARLANCE_TASK_MAX_ATTEMPTS = 1
+    message = _pending_explanation(course, teacher, tutor_session)
+    run = lost_worker("education.tutor_explain", row_update=lambda: None)
+    assert sweep(django_capture_on_commit_callbacks)["failed"] == [run.pk]
+    message.refresh_from_db()
+    assert (message.explanation_pending, message.explanation, message.state) == (False, "", "answered")
+
+
 def test_a_calibration_the_ledger_gave_up_on_fails_and_frees_the_assignment(
         assignment, teacher, make_essay, settings, django_capture_on_commit_callbacks):
     settings.PARLANCE_TASK_MAX_ATTEMPTS = 1

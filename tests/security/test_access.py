@@ -131,8 +131,8 @@ ROUTES = [
          owned=True),  # only the student who owns the session asks in it
     page("education:tutor_message_reveal", {S: 302, T: 404}, kwargs={"message_id": "message"}, methods=P,
          owned=True),
-    page("education:tutor_message_explain", {S: 302, T: 404}, kwargs={"message_id": "message"}, methods=P,
-         owned=True),
+    page("education:tutor_message_explain", {S: 302, T: 404}, kwargs={"message_id": "message"},
+         owned=True),  # the student's page polls it (JSON); a browser without the script goes back to the answer
     page("education:tutor_message_flag", {S: 302, T: 404}, kwargs={"message_id": "message"}, methods=P,
          owned=True),
     # entertainment: writers; every world and what is in it is the writer's own
