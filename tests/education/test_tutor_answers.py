@@ -320,3 +320,23 @@ def test_the_polled_explanation_of_a_hint_is_held_back_until_the_answer_is_shown
         "pending": False, "explanation": "A thesis states the claim [1].",
         "parts": [{"text": "A thesis states the claim ", "href": ""}, {"text": "[1]", "href": link},
                   {"text": ".", "href": ""}]}
+
+
+@pytest.mark.django_db
+def test_the_migration_to_worker_explanations_clears_messages_the_old_pages_left_pending(tutor_session):
+    """Messages left pending by the page-driven flow have no queued run: migration 0007 stops them waiting."""
+    import importlib
+
+    from django.apps import apps
+
+    from education.models import TutorMessage
+
+    migration = importlib.import_module("education.migrations.0007_explanation_pending_by_worker")
+    old = TutorMessage.objects.create(session=tutor_session, question="Old?", answer="Yes. [1]", state="answered",
+                                      explanation_pending=True)
+    done = TutorMessage.objects.create(session=tutor_session, question="Done?", answer="Yes. [1]", state="answered",
+                                       explanation="Because. [1]")
+    migration.clear_unqueued(apps, None)
+    assert list(TutorMessage.objects.filter(explanation_pending=True)) == []
+    done.refresh_from_db()
+    assert done.explanation == "Because. [1]" and old.pk != done.pk
