@@ -12,7 +12,8 @@ Protocol (the one FinBERT reports on, made reproducible):
    epoch (and, with several `--configs`, the configuration). The test split is looked at once, at the end.
 4. Fine-tune all-MiniLM-L6-v2 as a 3-class classifier with `mlcore.training.train_encoder` (the code the app's
    fine-tuning jobs run) for each seed in `--seeds`; with several seeds their probabilities are also averaged
-   (a seed ensemble) and reported as an extra row.
+   (a seed ensemble) and reported as an extra row. `--soft-labels` trains on soft labels from the agreement
+   levels (a row's `confidence`, SOFT_CONFIDENCE); validation and test are scored on the labels as given.
 5. Report accuracy and macro-F1 on the 50Agree test split and on its AllAgree part, for every model and for
    the app's active `finance.sentiment` version (the seed model `make run` trains from the demo seed set,
    which never saw PhraseBank), on the same split.
@@ -23,7 +24,7 @@ Goals being checked: >= 0.88 accuracy / 0.86 macro-F1 on 50Agree, >= 0.97 accura
 Run (about 15 minutes per seed on 2 quiet cores; results in var/bench/finance_sentiment-*.json):
 
     .venv/bin/python bench/finance_sentiment.py [--data ../shared/data/financial_phrasebank] [--seeds 13]
-        [--epochs 5] [--learning-rate 5e-5] [--batch-size 16] [--max-length 64] [--split-seed 2026]
+        [--epochs 5] [--learning-rate 5e-5] [--batch-size 16] [--max-length 64] [--split-seed 2026] [--soft-labels]
 
 Exit code 2 means the data folder is missing.
 """
@@ -40,6 +41,9 @@ import _common  # bench/ is sys.path[0] when this file runs as a script
 
 LABELS = ["positive", "neutral", "negative"]
 LEVELS = ["50", "66", "75", "All"]  # lowest to highest agreement
+# --soft-labels: the share of annotators behind a sentence's label, the middle of its level's range (50-65%,
+# 66-74%, 75-99%, 100%); the rest of the training target is shared by the other two labels.
+SOFT_CONFIDENCE = {"50": 0.58, "66": 0.70, "75": 0.87, "All": 1.0}
 DEFAULT_DATA = _common.REPO.parent / "shared" / "data" / "financial_phrasebank"
 WORK_DIR = _common.RESULTS_DIR / "finance-sentiment"
 
@@ -58,6 +62,9 @@ def parse_args(argv=None):
     parser.add_argument("--test-share", type=float, default=0.2, help="test share (default 0.2)")
     parser.add_argument("--validation-share", type=float, default=0.1,
                         help="share of the training part held out for validation (default 0.1)")
+    parser.add_argument("--soft-labels", action="store_true",
+                        help="train on soft labels from the agreement levels (SOFT_CONFIDENCE; validation and test "
+                             "are scored on the labels as given)")
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS, help="torch threads (default 2)")
     return parser.parse_args(argv)
 
@@ -122,7 +129,9 @@ def fine_tune(splits, args, seed: int) -> dict:
         shutil.rmtree(work_dir)
 
     def rows(name):
-        return [{"text": r["text"], "label": r["label"]} for r in splits[name]]
+        soft = args.soft_labels and name == "train"
+        return [{"text": r["text"], "label": r["label"],
+                 **({"confidence": SOFT_CONFIDENCE[r["level"]]} if soft else {})} for r in splits[name]]
 
     def on_epoch(event):
         print(f"    epoch {event['epoch']}: train loss {event['train_loss']:.3f}, "

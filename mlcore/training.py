@@ -115,7 +115,12 @@ def train_encoder(
     callbacks: Callbacks | None = None,
     base_spec: str = "",
 ) -> TrainResult:
-    """Fine-tune an encoder on rows `{"text", "label"}` (classifier) or `{"text", "target"}` (regressor)."""
+    """Fine-tune an encoder on rows `{"text", "label"}` (classifier) or `{"text", "target"}` (regressor).
+
+    A classifier row may carry `"confidence"` (0 < c <= 1, default 1): the training target is then `c` on its
+    label and the rest shared by the other labels (a soft label, e.g. from how many annotators agreed). Only
+    the training loss sees it; validation scores the labels as given.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     if kind not in {"classifier", "regressor"}:
@@ -133,6 +138,9 @@ def train_encoder(
         labels = list(labels or sorted({r["label"] for r in train}))
         label_index = {label: i for i, label in enumerate(labels)}
         targets = [label_index[r["label"]] for r in train]
+        confidences = [float(r.get("confidence", 1.0)) for r in train]
+        if not all(0.0 < c <= 1.0 for c in confidences):
+            raise ValueError("a row's confidence must be in (0, 1]")
         sidecar = {"family": "classifier", "labels": labels}
     else:
         values = [float(r["target"]) for r in train]
@@ -211,7 +219,8 @@ def train_encoder(
             with autocast:
                 logits = model(**enc).logits
             if kind == "classifier":
-                loss = torch.nn.functional.cross_entropy(logits.float(), y)
+                loss = torch.nn.functional.cross_entropy(logits.float(), _soft_targets(
+                    y, [confidences[i] for i in idx], len(labels)))
             else:
                 loss = torch.nn.functional.mse_loss(logits.float()[:, 0], y.float())
             loss.backward()
@@ -249,6 +258,13 @@ def train_encoder(
     (work_dir / "history.json").write_text(json.dumps(history, indent=2))
     return TrainResult(best_dir=best_dir, metrics=best_report, epochs_run=epoch + 1,
                        stopped_early=stopped_early, resumed_from_epoch=resumed_from, history=history)
+
+
+def _soft_targets(y: torch.Tensor, confidences: list[float], classes: int) -> torch.Tensor:
+    """One row per label index: its confidence on the label, the rest spread evenly over the other classes."""
+    c = torch.tensor(confidences, dtype=torch.float32, device=y.device)[:, None]
+    rest = (1.0 - c) / max(classes - 1, 1)
+    return torch.where(torch.nn.functional.one_hot(y, classes).bool(), c, rest)
 
 
 DEFAULT_LORA_PARAMS = {

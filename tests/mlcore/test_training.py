@@ -10,8 +10,8 @@ ROWS = [{"text": f"{w} results in quarter {i}", "label": lab}
 TRAIN, VAL = ROWS[:30], ROWS[30:]
 
 
-def run(tmp_path, encoder, **params):
-    return train_encoder(base_path=str(encoder), kind="classifier", train=TRAIN, validation=VAL, labels=None,
+def run(tmp_path, encoder, train=TRAIN, **params):
+    return train_encoder(base_path=str(encoder), kind="classifier", train=train, validation=VAL, labels=None,
                          params={"epochs": 3, "batch_size": 8, "learning_rate": 1e-3, **params}, work_dir=tmp_path)
 
 
@@ -87,3 +87,33 @@ def test_regression_reports_qwk_and_restores_the_target_scale(tmp_path, tiny_enc
     assert set(result.metrics) >= {"qwk", "rmse", "pearson"}
     sidecar = json.loads((result.best_dir / "parlance.json").read_text())
     assert sidecar["target_mean"] == pytest.approx(sum(r["target"] for r in rows[:40]) / 40)
+
+
+def test_a_rows_confidence_makes_its_label_soft(tmp_path, tiny_encoder_dir):
+    """Cross-entropy against a soft target can't go below the target's entropy; the hard labels go well below it."""
+    import math
+
+    soft_rows = [{**row, "confidence": 0.6} for row in TRAIN]
+    floor = -(0.6 * math.log(0.6) + 2 * 0.2 * math.log(0.2))  # 0.95
+    params = {"epochs": 8, "batch_size": 8, "learning_rate": 5e-3, "patience": 8}
+    hard = train_encoder(base_path=str(tiny_encoder_dir), kind="classifier", train=TRAIN, validation=VAL,
+                         labels=None, params=params, work_dir=tmp_path / "hard")
+    soft = train_encoder(base_path=str(tiny_encoder_dir), kind="classifier", train=soft_rows, validation=VAL,
+                         labels=None, params=params, work_dir=tmp_path / "soft")
+    assert hard.history[-1]["train_loss"] < floor - 0.05
+    assert soft.history[-1]["train_loss"] >= floor - 1e-3
+    assert soft.history[-1]["val_accuracy"] == 1.0  # the label still wins: a soft label is not a different label
+
+
+def test_a_confidence_of_one_is_the_hard_label(tmp_path, tiny_encoder_dir):
+    a = run(tmp_path / "a", tiny_encoder_dir, seed=7)
+    b = run(tmp_path / "b", tiny_encoder_dir, train=[{**r, "confidence": 1.0} for r in TRAIN], seed=7)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+
+
+@pytest.mark.parametrize("confidence", [0.0, 1.5, -0.2])
+def test_a_confidence_outside_zero_to_one_is_refused(tmp_path, tiny_encoder_dir, confidence):
+    with pytest.raises(ValueError, match="confidence"):
+        train_encoder(base_path=str(tiny_encoder_dir), kind="classifier",
+                      train=[{**TRAIN[0], "confidence": confidence}, *TRAIN[1:]], validation=VAL, labels=None,
+                      params={"epochs": 1}, work_dir=tmp_path)
