@@ -20,8 +20,7 @@ class Migration(migrations.Migration):
             model_name="tutormessage",
             name="explanation_pending",
             field=models.BooleanField(
-                default=False,
-                help_text="The answer is shown; an ml worker is writing the explanation (education.tutor_explain)."),
+                default=False, help_text="The answer is shown; an ml worker is writing the explanation."),
         ),
         migrations.RunPython(clear_unqueued, migrations.RunPython.noop),
     ]
