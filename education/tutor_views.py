@@ -132,12 +132,7 @@ def message_explain(request, message_id):
     message = _own_message(request.user, message_id)
     if not wants_json(request):
         return redirect(f"{reverse('education:tutor_session', args=[message.session_id])}#message-{message.pk}")
-    held_back = message.state == TutorMessage.State.HINT  # shown with the answer, once the student asks for it
-    parts = [] if held_back else selectors.explanation_parts(message)
-    return JsonResponse({"pending": message.explanation_pending,
-                         "explanation": "" if held_back else message.explanation,
-                         "parts": [{"text": text, "href": citation.url if citation else ""}
-                                   for text, citation in parts]})
+    return JsonResponse(selectors.explanation_state(message))
 
 
 @role_required(Role.STUDENT, Role.TEACHER)

@@ -118,11 +118,21 @@ def _citations(message: TutorMessage, by_id: dict[int, MaterialChunk]) -> list[C
             for n, i in enumerate(message.cited_chunk_ids, start=1) if i in by_id]
 
 
-def explanation_parts(message: TutorMessage) -> list[tuple[str, Citation | None]]:
+def _explanation_parts(message: TutorMessage) -> list[tuple[str, Citation | None]]:
     """One message's explanation split around its citations (for the page's script that polls for it)."""
     chunks = MaterialChunk.objects.filter(pk__in=message.cited_chunk_ids,
                                           material__course_id=message.session.course_id).only("pk", "material_id")
     return citation_parts(message.explanation, _citations(message, {c.pk: c for c in chunks}))
+
+
+def explanation_state(message: TutorMessage) -> dict:
+    """What the page's script polls for: whether the explanation is still being written, its text and its parts
+    (text and passage link). A hint's explanation is held back until the student asks for the answer."""
+    held_back = message.state == TutorMessage.State.HINT
+    parts = [] if held_back else _explanation_parts(message)
+    return {"pending": message.explanation_pending,
+            "explanation": "" if held_back else message.explanation,
+            "parts": [{"text": text, "href": citation.url if citation else ""} for text, citation in parts]}
 
 
 def citation_parts(text: str, citations: list[Citation]) -> list[tuple[str, Citation | None]]:

@@ -222,16 +222,9 @@ def prompt_build(question: str, passages: list[Passage], selected: Selected) -> 
 
 
 def explanation_generate(question: str, passages: list[Passage], selected: Selected) -> str:
-    """A short explanation from the tutor model, or "" when no tutor model is active or its text is unusable."""
-    try:
-        return _explanation_write(question, passages, selected)
-    except Exception:  # noqa: BLE001  (the explanation is optional; the selected answer stands without it)
-        logger.exception("tutor explanation failed")
-        return ""
-
-
-def _explanation_write(question: str, passages: list[Passage], selected: Selected) -> str:
-    """As explanation_generate, but a generation that fails raises."""
+    """A short explanation of the selected answer from the tutor model: "" when no tutor model is active or
+    its text is unusable. A generation that fails raises; the caller decides whether the answer stands
+    without it (tutor_ask's NOW path logs and goes on, the ml worker's task records the error)."""
     try:
         pieces = ml.generate(ml.Task.TUTOR, prompt_build(question, passages, selected), system=SYSTEM_PROMPT,
                              max_new_tokens=EXPLANATION_MAX_TOKENS, temperature=0, stop=["\n\n", "<<<", "Question:"])
@@ -305,7 +298,10 @@ def tutor_ask(*, session: TutorSession, question: str, explain: Explain | str = 
             message.answer = f"{selected.sentence} [{selected.passage_number}]"
             message.short_answer = short_answer_extract(question, selected.sentence)
             if explain is Explain.NOW:
-                message.explanation = explanation_generate(question, cited, selected)
+                try:
+                    message.explanation = explanation_generate(question, cited, selected)
+                except Exception:  # noqa: BLE001  (the explanation is optional; the selected answer stands)
+                    logger.exception("tutor explanation failed")
             elif explain is Explain.LATER:
                 message.explanation_pending = tutor_model_active()
             if course.hint_first:
@@ -365,7 +361,7 @@ def _explanation_of(message: TutorMessage) -> str:
         return ""  # the material changed since the answer: nothing to explain from
     selected = Selected(sentence=message.answer[: number.start()].strip(), passage_number=int(number.group(1)),
                         score=0.0)
-    return _explanation_write(message.question, cited, selected)
+    return explanation_generate(message.question, cited, selected)
 
 
 def explanation_abandon(*, message_id: int) -> bool:

@@ -272,6 +272,26 @@ def test_a_generation_that_fails_leaves_the_answer_without_a_pending_explanation
     assert "data-tutor-explain" not in body and message.answer.split(" [")[0] in body
 
 
+def test_an_explanation_written_in_the_request_that_fails_leaves_the_answer_standing(
+        tutor_materials, tutor_session, tiny_lm_dir, tmp_path, caplog):
+    import shutil
+
+    from mlcore import services
+    from mlcore.models import Family, Task
+
+    broken = tmp_path / "broken-lm"
+    shutil.copytree(tiny_lm_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    services.model_version_activate(version=services.model_version_register(
+        task=Task.TUTOR, family=Family.CAUSAL_LM, base_spec=str(broken)))
+
+    message = svc.tutor_ask(session=tutor_session, question="What is a thesis statement?", explain=svc.Explain.NOW)
+    message.refresh_from_db()
+    assert (message.state, message.explanation, message.explanation_pending) == ("answered", "", False)
+    assert "thesis" in message.answer.lower()
+    assert "tutor explanation failed" in caplog.text
+
+
 def test_an_unknown_explain_value_is_refused(tutor_materials, tutor_session):
     with pytest.raises(ValueError, match="soon"):
         svc.tutor_ask(session=tutor_session, question="What is a thesis statement?", explain="soon")
