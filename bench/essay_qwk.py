@@ -10,8 +10,9 @@ Protocol:
    to report a dev QWK (and, with `--select dev`, to choose the ridge settings). Test ids never reach a fit.
 3. The scorer is the app's: `grading.embed_texts` (packaged MiniLM, essays longer than 150 words embedded in
    chunks and averaged) plus `grading.text_features`, fitted with `calibration.ridge_select` (the ridge with its
-   inner 4-fold choice of alpha and embedding weight, and the stretch that widens its predictions around the
-   mean grade), predictions clipped and rounded to the prompt's range with `grading.clip_round`. QWK per prompt
+   inner 4-fold choice of alpha and embedding weight, the kernel ridge averaged in when the same folds say it
+   helps, and the stretch that widens its predictions around the mean grade), predictions clipped and rounded
+   to the prompt's range with `grading.clip_round`. QWK per prompt
    (mean over folds), the average over prompts and the worst prompt.
 4. Calibration curve (fold 0 by default): for n = 10, 25, 50, 100 graded essays drawn (seeded) from the
    training ids, the app's calibration path (`cross_validate` for the QWK the teacher is shown, `ridge_select`
@@ -286,7 +287,9 @@ def fit(vectors: Vectors, train: list[int], dev: list[int], prompt: int, select:
         model = best[1]
     dev_qwk = qwk([essays[i]["score"] for i in dev], predict(model, vectors.matrix(dev), prompt), prompt) if dev \
         else None
+    kernel = model.get("kernel")
     return model, {"alpha": model["alpha"], "embed_weight": model["embed_weight"], "stretch": model.get("stretch"),
+                   "kernel": {k: kernel[k] for k in ("embed_weight", "width", "alpha")} if kernel else None,
                    "dev_qwk": dev_qwk}
 
 

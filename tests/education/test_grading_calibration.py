@@ -58,7 +58,7 @@ def test_calibration_fits_ridge_and_rescores(assignment, make_essay, teacher, em
     assert calibration.calibration_run(calibration_id=cal.pk) == "claimed elsewhere"
     cal.refresh_from_db()
     assert cal.n_graded == 8 and cal.folds == 5 and cal.scorer == "ridge"
-    assert -1 <= cal.qwk <= 1 and cal.rmse >= 0 and len(cal.ridge["coef"]) == 32 + 7
+    assert -1 <= cal.qwk <= 1 and cal.rmse >= 0 and len(cal.ridge["coef"]) == 32 + 13
     assert "fewer than 10 graded essays" in cal.scorer_reason  # fine-tune asked, but too few grades
     assert not TrainingJob.objects.exists()
     grade = Grade.objects.get(version=ungraded)

@@ -1,5 +1,7 @@
 """Scoring an essay version: range, traits, confidence, review flags, idempotence; submissions."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,40 @@ def test_ridge_select_keeps_the_stretch_with_the_model_and_predict_applies_it():
     assert "stretch" not in plain and model["stretch"] > 1.0
     raw = grading.ridge_predict(plain, x)
     assert np.allclose(grading.ridge_predict(model, x), y.mean() + model["stretch"] * (raw - y.mean()))
+
+
+def test_the_kernel_part_joins_when_the_grade_is_not_linear_in_the_features():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(120, 3))
+    y = np.clip(np.round(3 - 1.2 * x[:, 0] ** 2 + 0.2 * rng.normal(size=120)), 0, 3)  # highest in the middle
+    model = ridge_select(x, y, embed_dims=0, lo=0, hi=3)
+    linear = grading.ridge_fit(x, y, alpha=model["alpha"], embed_dims=0, embed_weight=model["embed_weight"])
+    assert "kernel" in model
+    fresh = rng.normal(size=(200, 3))
+    truth = np.clip(np.round(3 - 1.2 * fresh[:, 0] ** 2), 0, 3)
+    error = lambda m: float(np.abs(grading.ridge_predict(m, fresh) - truth).mean())  # noqa: E731
+    assert error(model) < 0.75 * error(linear)
+    # The model is stored as JSON on the calibration: it predicts the same after the round trip.
+    stored = json.loads(json.dumps(model))
+    assert np.allclose(grading.ridge_predict(stored, fresh), grading.ridge_predict(model, fresh), atol=1e-3)
+
+
+def test_a_linear_grade_or_too_few_essays_keep_the_plain_ridge():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(7, 4))
+    assert "kernel" not in ridge_select(x, x[:, 0], embed_dims=0, lo=-3, hi=3)  # under KERNEL_MIN_ESSAYS
+    x = rng.normal(size=(80, 4))
+    assert "kernel" not in ridge_select(x, 2 * x[:, 0] - x[:, 1], embed_dims=0)  # ridge is exact: nothing to add
+
+
+def test_a_model_fitted_before_more_text_features_reads_the_columns_it_knows():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(40, 5))
+    y = x[:, 0] + 0.1 * rng.normal(size=40)
+    old = ridge_select(x, y, embed_dims=0)
+    wider = np.hstack([x, rng.normal(size=(40, 6))])  # the rows as feature_row writes them now
+    assert np.allclose(grading.ridge_predict(old, wider), grading.ridge_predict(old, x))
+    assert len(grading.text_features("One sentence here, with a comma.")) == 13
 
 
 def test_submit_and_resubmit(assignment, student, django_capture_on_commit_callbacks):
