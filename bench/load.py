@@ -682,10 +682,13 @@ def run_students(args) -> dict:
             if recorder:
                 recorder.add("tutor_explanation", time.perf_counter() - started, error)
 
-        # One question first (not counted) so each gunicorn worker has loaded the tutor's models.
-        browser = browsers[0][1]
-        for _ in range(args.workers):
-            ask_and_explain(browser, QUESTIONS[0])
+        # Questions first (not counted) so each gunicorn worker has loaded the tutor's models: from every
+        # student's connection at once (a keep-alive connection stays with one gunicorn process).
+        warmers = [threading.Thread(target=ask_and_explain, args=(b, QUESTIONS[0])) for _, b in browsers]
+        for thread in warmers:
+            thread.start()
+        for thread in warmers:
+            thread.join()
         print(f"{len(browsers)} students logged in; measuring {args.duration:.0f} s")
         info = _common.machine(threads=args.threads)
         stop_at = time.monotonic() + args.duration

@@ -12,3 +12,6 @@ class MlcoreConfig(AppConfig):
         "url_name": "mlcore:index",
         "roles": frozenset({Role.OPERATOR}),
     }
+
+    def ready(self):
+        from mlcore import worker_threads  # noqa: F401  (connects the worker's thread split)

@@ -34,13 +34,26 @@ def select_device(preference: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def _threads_setting() -> int:
+    return int(os.environ.get("MLCORE_THREADS", "0") or 0)
+
+
 def _configure_threads() -> None:
-    threads = int(os.environ.get("MLCORE_THREADS", "0") or 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    if _threads_setting() > 0:
+        torch.set_num_threads(_threads_setting())
 
 
 _configure_threads()
+_DEFAULT_THREADS = torch.get_num_threads()  # MLCORE_THREADS, or torch's default: the physical cores
+
+
+def threads_share(*, processes: int) -> int:
+    """Set this process's model threads (torch; ONNX Runtime and llama.cpp read it when they load a model) to
+    its share of the cores when `processes` processes run models side by side; MLCORE_THREADS, when set, is
+    kept as it is. Returns the threads now set."""
+    if _threads_setting() <= 0:
+        torch.set_num_threads(max(1, _DEFAULT_THREADS // max(processes, 1)))
+    return torch.get_num_threads()
 
 
 def read_sidecar(path: str | Path) -> dict:

@@ -72,7 +72,8 @@ def purge_app_queues() -> None:
 
 
 @contextmanager
-def celery_worker(*, broker_url: str, queues: str = "default,ml", pool: str = "solo", extra_env=None, log_dir: Path):
+def celery_worker(*, broker_url: str, queues: str = "default,ml", pool: str = "solo", extra_env=None, log_dir: Path,
+                  concurrency: int = 1):
     """Run `celery worker` as a subprocess until the block ends; yields (process, hostname).
 
     Ready when the worker's own heartbeat row appears in the test database.
@@ -93,7 +94,7 @@ def celery_worker(*, broker_url: str, queues: str = "default,ml", pool: str = "s
     log = open(log_path, "w")  # noqa: SIM115  (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "core", "worker", "--queues", queues, "--pool", pool,
-         "--concurrency", "1", "--hostname", hostname, "--loglevel", "INFO", "--without-mingle",
+         "--concurrency", str(concurrency), "--hostname", hostname, "--loglevel", "INFO", "--without-mingle",
          "--without-gossip"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
