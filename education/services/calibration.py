@@ -92,6 +92,12 @@ def ridge_select(x: np.ndarray, y: np.ndarray, *, embed_dims: int, lo: int | Non
     return model
 
 
+def ridge_description(model: dict) -> str:
+    """The scorer as the calibration page names it."""
+    return "Ridge regression over embeddings and text features" + (
+        ", averaged with a kernel ridge that fits what a linear model cannot" if "kernel" in (model or {}) else "")
+
+
 def kernel_select(x: np.ndarray, y: np.ndarray, *, embed_dims: int, folds: int) -> tuple[dict, np.ndarray] | None:
     """The kernel ridge of KERNEL_GRID that predicts best in the inner folds (those of ridge_select), fitted on
     all rows, with its inner held-out predictions; None below KERNEL_MIN_ESSAYS.
@@ -202,12 +208,12 @@ def calibration_run(*, calibration_id: int, rerun: bool = False) -> str:
             try:
                 return _finetune_start(calibration, versions)
             except (ml.RegistryError, DataError) as exc:
-                calibration.scorer_reason = (f"Ridge regression over embeddings and text features: the encoder "
+                calibration.scorer_reason = (f"{ridge_description(calibration.ridge)}: the encoder "
                                              f"fine-tune could not start ({exc}).")
                 _finish(calibration)
                 return Calibration.State.DONE
         calibration.scorer_reason = (
-            "Ridge regression over embeddings and text features: "
+            f"{ridge_description(calibration.ridge)}: "
             + (f"fewer than {MIN_GRADED} graded essays, too few to fine-tune the encoder."
                if len(versions) < MIN_GRADED else "no encoder fine-tune was asked for.")
         )
@@ -281,7 +287,7 @@ def calibration_finish(*, calibration_id: int) -> str:
         else:
             shown = f"{calibration.finetuned_qwk:.2f}" if calibration.finetuned_qwk is not None else "not measured"
             calibration.scorer_reason = (
-                f"Ridge regression over embeddings and text features: its cross-validated QWK ({ridge_qwk:.2f}) is "
+                f"{ridge_description(calibration.ridge)}: its cross-validated QWK ({ridge_qwk:.2f}) is "
                 f"not beaten by the fine-tuned encoder (QWK {shown} on {n_val} held-out essays"
                 + (", too few to trust" if n_val < FINETUNE_MIN_VALIDATION else "") + ").")
     _finish(calibration)

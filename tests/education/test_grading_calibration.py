@@ -60,6 +60,7 @@ def test_calibration_fits_ridge_and_rescores(assignment, make_essay, teacher, em
     assert cal.n_graded == 8 and cal.folds == 5 and cal.scorer == "ridge"
     assert -1 <= cal.qwk <= 1 and cal.rmse >= 0 and len(cal.ridge["coef"]) == 32 + 13
     assert "fewer than 10 graded essays" in cal.scorer_reason  # fine-tune asked, but too few grades
+    assert ("averaged with a kernel ridge" in cal.scorer_reason) == ("kernel" in cal.ridge)
     assert not TrainingJob.objects.exists()
     grade = Grade.objects.get(version=ungraded)
     assert grade.scorer == "ridge" and grade.calibration == cal and 1 <= grade.score <= 6
