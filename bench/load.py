@@ -458,8 +458,9 @@ def describe_cpu(cpu: dict) -> str:
 
 def start_server(args, env: dict) -> subprocess.Popen:
     log = _common.RESULTS_DIR / f"load-{args.mode}-gunicorn.log"
-    command = [str(VENV_BIN / "gunicorn"), "core.wsgi", "--bind", f"127.0.0.1:{args.port}", "--workers",
-               str(args.workers), "--threads", str(args.threads), "--timeout", "120", "--access-logfile", "-"]
+    command = [str(VENV_BIN / "gunicorn"), "core.wsgi", "--config", "python:core.gunicorn_conf",
+               "--bind", f"127.0.0.1:{args.port}", "--workers", str(args.workers), "--threads", str(args.threads),
+               "--timeout", "120", "--access-logfile", "-"]
     server = start(command, env, log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -76,6 +76,12 @@ def embed(texts: list[str]) -> list[list[float]]:
     return runtime.embed(path, texts)
 
 
+def warm_up() -> None:
+    """Load what a web process serves on its first request: the embedding model that reads students' questions
+    (and searches news). Without it the first question after a restart waits ~2 s for the load."""
+    embed(["warm up"])
+
+
 def generate(task: str, prompt: str, *, scope: str = "", system: str | None = None, **sampling) -> Iterator[str]:
     """Text pieces as the task's language model produces them.
 
