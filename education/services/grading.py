@@ -151,7 +151,7 @@ def ridge_predict(model: dict, x: np.ndarray) -> np.ndarray:
 def kernel_standardise(x: np.ndarray, *, embed_dims: int, embed_weight: float) -> tuple[dict, np.ndarray]:
     """The scaling ridge_fit uses (standardised columns, the embedding's scaled by `embed_weight`), and x in it."""
     mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
+    scale[scale < 1e-6] = 1.0  # a column constant but for rounding noise must not weigh in every distance
     weights = np.ones(x.shape[1])
     weights[:embed_dims] = embed_weight
     return {"mean": mean, "scale": scale, "weights": weights}, (x - mean) / scale * weights
@@ -177,7 +177,7 @@ def kernel_fit(x: np.ndarray, y: np.ndarray, *, alpha: float, embed_dims: int, e
     d2 = squared_distances(z, z)
     bandwidth = width * float(np.median(d2)) or 1.0
     dual = kernel_solve(np.exp(-d2 / bandwidth), y, alpha)
-    return {"mean": scaling["mean"].round(8).tolist(), "scale": scaling["scale"].round(8).tolist(),
+    return {"mean": scaling["mean"].tolist(), "scale": scaling["scale"].tolist(),
             "weights": scaling["weights"].tolist(), "rows": z.round(5).tolist(), "dual": dual.round(10).tolist(),
             "bandwidth": bandwidth, "alpha": alpha, "embed_weight": embed_weight, "width": width}
 

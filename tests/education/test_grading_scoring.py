@@ -130,6 +130,19 @@ def test_the_kernel_part_joins_when_the_grade_is_not_linear_in_the_features():
     assert np.allclose(grading.ridge_predict(stored, fresh), grading.ridge_predict(model, fresh), atol=1e-3)
 
 
+def test_a_column_constant_but_for_rounding_noise_does_not_break_the_kernel():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(60, 3))
+    y = np.clip(np.round(3 - 1.2 * x[:, 0] ** 2), 0, 3)
+    noisy = np.hstack([x, 1.0 + 3e-9 * rng.normal(size=(60, 1))])  # e.g. the norm of a one-chunk mean embedding
+    model = grading.kernel_fit(noisy, y, alpha=0.3, embed_dims=0, embed_weight=1.0, width=1.0)
+    clean = grading.kernel_fit(x, y, alpha=0.3, embed_dims=0, embed_weight=1.0, width=1.0)
+    fresh = rng.normal(size=(20, 3))
+    with_noise = grading.kernel_deviation(model, np.hstack([fresh, np.ones((20, 1))]))
+    assert np.isfinite(with_noise).all()
+    assert np.allclose(with_noise, grading.kernel_deviation(clean, fresh), atol=1e-6)
+
+
 def test_a_linear_grade_or_too_few_essays_keep_the_plain_ridge():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(7, 4))
