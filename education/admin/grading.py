@@ -56,4 +56,22 @@ class GradeAdmin(admin.ModelAdmin):
 class CalibrationAdmin(admin.ModelAdmin):
     list_display = ["assignment", "state", "n_graded", "qwk", "scorer", "created", "finished"]
     list_filter = ["state", "scorer"]
-    readonly_fields = ["training_job", "model_version", "requested_by"]
+    # The fitted model is summarised, not shown: with a kernel part it holds every graded essay's row.
+    exclude = ["ridge"]
+    readonly_fields = ["training_job", "model_version", "requested_by", "fitted_model"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("ridge")  # the change page's summary loads it for its one row
+
+    @admin.display(description="fitted model")
+    def fitted_model(self, obj) -> str:
+        model = obj.ridge or {}
+        if not model.get("coef"):
+            return "—"
+        kernel = model.get("kernel")
+        text = (f"ridge: {len(model['coef'])} columns, alpha {model['alpha']}, embedding weight "
+                f"{model['embed_weight']}, stretch {model.get('stretch', 1.0)}")
+        if kernel:
+            text += (f"; kernel ridge averaged in: {len(kernel['rows'])} graded rows, alpha {kernel['alpha']}, "
+                     f"embedding weight {kernel['embed_weight']}, bandwidth {kernel['width']}x the median")
+        return text

@@ -100,9 +100,11 @@ def _job_url(job_id: int | None) -> str | None:
 
 def calibration_panel(*, assignment: Assignment) -> dict:
     """Agreement with the teacher (cross-validated QWK and n), whether it is enough, and what to grade next."""
-    latest = assignment.calibrations.select_related("training_job").order_by("-created", "-pk").first()
+    # The fitted model is not shown: with a kernel part it holds every graded essay's row (MBs for a big class).
+    calibrations = assignment.calibrations.defer("ridge")
+    latest = calibrations.select_related("training_job").order_by("-created", "-pk").first()
     current = latest if latest and latest.state == Calibration.State.DONE else (
-        assignment.calibrations.filter(state=Calibration.State.DONE).order_by("-finished", "-pk").first())
+        calibrations.filter(state=Calibration.State.DONE).order_by("-finished", "-pk").first())
     graded_now = EssayVersion.objects.filter(essay__assignment=assignment, grade__teacher_score__isnull=False).count()
     reliable = bool(current and current.n_graded >= MIN_GRADED and (current.qwk or 0) >= MIN_QWK)
     if current is None:
