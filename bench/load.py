@@ -29,7 +29,8 @@ students (`--mode students`)
        explanation (SmolLM2, written by the worker) every second, and submits a new version of an essay, in
        turn, with `--think` seconds between actions. Per-student rate limits are raised for the run (they would
        refuse a load test, not a class).
-    Reports tutor answer latency, explanation latency (from the answer page's first poll to the explanation),
+    Reports tutor answer latency, explanation latency (from the answer page's first poll to the explanation;
+    `tutor_explanation_reused` counts those already there at the first poll, reused from an earlier answer),
     essay submit latency, and time-to-grade (grade row written minus version submitted, both server clock)
     for every version submitted, waiting up to `--grade-wait` s after the run.
 
@@ -667,10 +668,11 @@ def run_students(args) -> dict:
             if status != 302 or not found:
                 return
             browser.csrf_form(found.group(1))
-            started, error = time.perf_counter(), None
+            started, error, polls = time.perf_counter(), None, 0
             while True:  # the page's script: poll every second until the ml worker wrote it, two minutes at most
                 status, _, body, _ = browser.request("GET", f"/education/tutor/messages/{found.group(2)}/explain/",
                                                      headers={"Accept": "application/json"})
+                polls += 1
                 if status != 200:
                     error = str(status or "connection")
                     break
@@ -681,7 +683,10 @@ def run_students(args) -> dict:
                     break
                 time.sleep(1.0)
             if recorder:
-                recorder.add("tutor_explanation", time.perf_counter() - started, error)
+                # Not pending at the first poll: the explanation came with the answer (reused: the same answer
+                # to the same question was explained before in the course).
+                kind = "tutor_explanation_reused" if polls == 1 and error is None else "tutor_explanation"
+                recorder.add(kind, time.perf_counter() - started, error)
 
         # Questions first (not counted) so each gunicorn worker has loaded the tutor's models: from every
         # student's connection at once (a keep-alive connection stays with one gunicorn process).

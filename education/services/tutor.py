@@ -270,7 +270,9 @@ def tutor_ask(*, session: TutorSession, question: str, explain: Explain | str = 
     `explain` (an Explain; its value is accepted too, anything else raises ValueError): NOW generates the
     explanation before returning; LATER returns at once with the explanation pending (when a tutor model is
     active) and queues `tutor_explain` on the ml workers after commit: the answer takes a quarter of a second,
-    the explanation a second or more of decoding on CPU; NEVER skips it.
+    the explanation a second or more of decoding on CPU; NEVER skips it. With NOW or LATER, an explanation the
+    active tutor model already wrote in this course for the same answer to the same question (same passages) is
+    reused at once (`explanation_reused`).
     Raises QuestionError for an empty or too long question (nothing is recorded).
     """
     explain = Explain(explain)
@@ -297,13 +299,19 @@ def tutor_ask(*, session: TutorSession, question: str, explain: Explain | str = 
         else:
             message.answer = f"{selected.sentence} [{selected.passage_number}]"
             message.short_answer = short_answer_extract(question, selected.sentence)
-            if explain is Explain.NOW:
+            version = tutor_version() if explain is not Explain.NEVER else None
+            reused = explanation_reused(course=course, question=question, answer=message.answer,
+                                        cited_chunk_ids=message.cited_chunk_ids, version=version) if version else None
+            if reused is not None:
+                message.explanation, message.explanation_model = reused, version
+            elif explain is Explain.NOW:
                 try:
                     message.explanation = explanation_generate(question, cited, selected)
+                    message.explanation_model = version
                 except Exception:  # noqa: BLE001  (the explanation is optional; the selected answer stands)
                     logger.exception("tutor explanation failed")
             elif explain is Explain.LATER:
-                message.explanation_pending = tutor_model_active()
+                message.explanation_pending = version is not None
             if course.hint_first:
                 message.state = TutorMessage.State.HINT
                 message.hint = hint_for(retrieval, selected)
@@ -320,12 +328,25 @@ def tutor_ask(*, session: TutorSession, question: str, explain: Explain | str = 
     return message
 
 
-def tutor_model_active() -> bool:
+def tutor_version():
+    """The active tutor model version, or None."""
     try:
-        ml.active_version(task=ml.Task.TUTOR)
+        return ml.active_version(task=ml.Task.TUTOR)
     except ml.NoActiveVersion:
-        return False
-    return True
+        return None
+
+
+def explanation_reused(*, course: Course, question: str, answer: str, cited_chunk_ids: list[int],
+                       version) -> str | None:
+    """The explanation `version` already wrote in this course for the same answer to the same question from the
+    same passages (its prompt would be the same, and greedy decoding writes the same text), or None.
+
+    A class asks the same questions: each explanation costs seconds of decoding on the ml workers.
+    """
+    return (TutorMessage.objects.filter(session__course=course, question=question, answer=answer,
+                                        cited_chunk_ids=cited_chunk_ids, explanation_model=version,
+                                        explanation_pending=False)
+            .order_by("-pk").values_list("explanation", flat=True).first())
 
 
 def tutor_explain(*, message_id: int) -> str:
@@ -340,6 +361,7 @@ def tutor_explain(*, message_id: int) -> str:
     message = TutorMessage.objects.filter(pk=message_id, explanation_pending=True).select_related("session").first()
     if message is None:
         return "skipped"
+    version = tutor_version()
     try:
         explanation = _explanation_of(message)
     except Exception as exc:
@@ -348,17 +370,19 @@ def tutor_explain(*, message_id: int) -> str:
         explanation_abandon(message_id=message_id)
         raise
     written = TutorMessage.objects.filter(pk=message_id, explanation_pending=True).update(
-        explanation=explanation, explanation_pending=False)
+        explanation=explanation or "", explanation_pending=False,
+        explanation_model=version if explanation is not None else None)
     return "written" if written else "skipped"
 
 
-def _explanation_of(message: TutorMessage) -> str:
+def _explanation_of(message: TutorMessage) -> str | None:
+    """The explanation of a saved answer; None when the material changed since (nothing to explain from)."""
     number = _CITATION.search(message.answer)
     chunks = {c.pk: c for c in MaterialChunk.objects.filter(
         pk__in=message.cited_chunk_ids, material__course_id=message.session.course_id).select_related("material")}
     cited = [Passage(chunk=chunks[pk], score=0.0) for pk in message.cited_chunk_ids if pk in chunks]
     if number is None or len(cited) != len(message.cited_chunk_ids):
-        return ""  # the material changed since the answer: nothing to explain from
+        return None
     selected = Selected(sentence=message.answer[: number.start()].strip(), passage_number=int(number.group(1)),
                         score=0.0)
     return explanation_generate(message.question, cited, selected)

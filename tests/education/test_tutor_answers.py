@@ -292,6 +292,40 @@ def test_an_explanation_written_in_the_request_that_fails_leaves_the_answer_stan
     assert "tutor explanation failed" in caplog.text
 
 
+def test_an_explanation_the_same_model_wrote_for_the_same_answer_is_reused(
+        tutor_materials, tutor_session, tutor_lm, tiny_lm_dir, course):
+    from mlcore import services
+    from mlcore.models import Family, Task
+
+    question = "What is a thesis statement?"
+    first = svc.tutor_ask(session=tutor_session, question=question, explain=svc.Explain.LATER)
+    assert first.explanation_pending
+    assert run_explain_task(first) == "written"
+    first.refresh_from_db()
+    assert first.explanation_model == tutor_lm and not first.explanation_pending
+
+    # Another session of the course asks the same: the answer comes with the explanation, nothing is queued.
+    again = svc.session_start(course=course, student=tutor_session.student)
+    second = svc.tutor_ask(session=again, question=question, explain=svc.Explain.LATER)
+    assert (second.explanation_pending, second.explanation, second.explanation_model) == (
+        False, first.explanation, tutor_lm)
+    assert TaskRun.objects.filter(task=svc.EXPLAIN_TASK).count() == 1
+    # Written in the request (NOW) the same way: reused, not decoded again.
+    assert svc.tutor_ask(session=again, question=question, explain=svc.Explain.NOW).explanation_model == tutor_lm
+
+    # Another question, or another tutor model version, is explained afresh.
+    other = svc.tutor_ask(session=again, question="Which words show contrast between ideas?",
+                          explain=svc.Explain.LATER)
+    assert other.explanation_pending
+    newer = services.model_version_activate(version=services.model_version_register(
+        task=Task.TUTOR, family=Family.CAUSAL_LM, base_spec=str(tiny_lm_dir)))
+    third = svc.tutor_ask(session=again, question=question, explain=svc.Explain.LATER)
+    assert third.explanation_pending and third.explanation_model is None
+    assert run_explain_task(third) == "written"
+    third.refresh_from_db()
+    assert third.explanation_model == newer
+
+
 def test_an_unknown_explain_value_is_refused(tutor_materials, tutor_session):
     with pytest.raises(ValueError, match="soon"):
         svc.tutor_ask(session=tutor_session, question="What is a thesis statement?", explain="soon")
