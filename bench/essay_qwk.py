@@ -12,8 +12,8 @@ Protocol:
    chunks and averaged) plus `grading.text_features`, fitted with `calibration.ridge_select` (the ridge with its
    inner 4-fold choice of alpha and embedding weight, the kernel ridge averaged in when the same folds say it
    helps, and the stretch that widens its predictions around the mean grade), predictions clipped and rounded
-   to the prompt's range with `grading.clip_round`. QWK per prompt
-   (mean over folds), the average over prompts and the worst prompt.
+   to the prompt's range with `grading.clip_round`. QWK per prompt (mean over folds), the average over prompts
+   and the worst prompt.
 4. Calibration curve (fold 0 by default): for n = 10, 25, 50, 100 graded essays drawn (seeded) from the
    training ids, the app's calibration path (`cross_validate` for the QWK the teacher is shown, `ridge_select`
    for the scorer), QWK on the fold's test ids, averaged over prompts and over `--curve-draws` draws.

@@ -326,9 +326,9 @@ CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
-# A worker writes a heartbeat row this often; /healthz calls a worker alive for 3 beats.
 # Gunicorn workers (core/gunicorn_conf.py) load the embedding model as they start, not on their first question.
 PARLANCE_WARM_MODELS = env_bool("PARLANCE_WARM_MODELS", True)
+# A worker writes a heartbeat row this often; /healthz calls a worker alive for 3 beats.
 PARLANCE_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("PARLANCE_WORKER_HEARTBEAT_SECONDS", "10"))
 # The task ledger (core.TaskRun): claims per run before it fails; a queued run whose message has not been
 # picked up this long, with its queue empty, is re-sent (a restarted Redis keeps nothing); done rows kept this long.

@@ -39,8 +39,8 @@ def _threads_setting() -> int:
 
 
 def _configure_threads() -> None:
-    if _threads_setting() > 0:
-        torch.set_num_threads(_threads_setting())
+    if (threads := _threads_setting()) > 0:
+        torch.set_num_threads(threads)
 
 
 _configure_threads()

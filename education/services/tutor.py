@@ -299,19 +299,7 @@ def tutor_ask(*, session: TutorSession, question: str, explain: Explain | str = 
         else:
             message.answer = f"{selected.sentence} [{selected.passage_number}]"
             message.short_answer = short_answer_extract(question, selected.sentence)
-            version = tutor_version() if explain is not Explain.NEVER else None
-            reused = explanation_reused(course=course, question=question, answer=message.answer,
-                                        cited_chunk_ids=message.cited_chunk_ids, version=version) if version else None
-            if reused is not None:
-                message.explanation, message.explanation_model = reused, version
-            elif explain is Explain.NOW:
-                try:
-                    message.explanation = explanation_generate(question, cited, selected)
-                    message.explanation_model = version
-                except Exception:  # noqa: BLE001  (the explanation is optional; the selected answer stands)
-                    logger.exception("tutor explanation failed")
-            elif explain is Explain.LATER:
-                message.explanation_pending = version is not None
+            _explanation_prepare(message, explain=explain, cited=cited, selected=selected)
             if course.hint_first:
                 message.state = TutorMessage.State.HINT
                 message.hint = hint_for(retrieval, selected)
@@ -326,6 +314,28 @@ def tutor_ask(*, session: TutorSession, question: str, explain: Explain | str = 
             # Under the task ledger: a lost worker's run is done again, a message the broker lost is re-sent.
             task_run_enqueue(task=EXPLAIN_TASK, args=[message.pk])
     return message
+
+
+def _explanation_prepare(message: TutorMessage, *, explain: Explain, cited: list[Passage],
+                         selected: Selected) -> None:
+    """Give an answered message its explanation as `explain` asks, when a tutor model is active: the one the
+    model already wrote for the same answer in the course, else written now (NOW) or left pending for the
+    ml worker (LATER)."""
+    version = tutor_version() if explain is not Explain.NEVER else None
+    if version is None:
+        return
+    reused = explanation_reused(course=message.session.course, question=message.question, answer=message.answer,
+                                cited_chunk_ids=message.cited_chunk_ids, version=version)
+    if reused is not None:
+        message.explanation, message.explanation_model = reused, version
+    elif explain is Explain.NOW:
+        try:
+            message.explanation = explanation_generate(message.question, cited, selected)
+            message.explanation_model = version
+        except Exception:  # noqa: BLE001  (the explanation is optional; the selected answer stands)
+            logger.exception("tutor explanation failed")
+    else:
+        message.explanation_pending = True
 
 
 def tutor_version():
