@@ -110,6 +110,10 @@ class TutorMessage(models.Model):
 
     session = models.ForeignKey(TutorSession, on_delete=models.CASCADE, related_name="messages")
     question = models.TextField()
+    question_key = models.CharField(
+        max_length=64, blank=True, editable=False,
+        help_text="sha256 hex of the normalised question (education.services.tutor.question_key), set when the "
+                  "message is asked: explanation reuse matches the question on it.")
     state = models.CharField(max_length=16, choices=State.choices)
     answer = models.TextField(blank=True, help_text="The answer span selected from the cited passage.")
     short_answer = models.TextField(blank=True, help_text="The few words of the answer sentence that answer the "
@@ -141,7 +145,11 @@ class TutorMessage(models.Model):
                 name="education_tmessage_flag_consistent",
             ),
         ]
-        indexes = [models.Index(fields=["flagged_at"], name="education_tmessage_flagged")]
+        indexes = [
+            models.Index(fields=["flagged_at"], name="education_tmessage_flagged"),
+            # explanation_reused: the messages of this question the active tutor model explained.
+            models.Index(fields=["question_key", "explanation_model"], name="education_tmessage_reuse"),
+        ]
 
     def __str__(self) -> str:
         return self.question[:60]

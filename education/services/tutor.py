@@ -13,8 +13,10 @@ in which the passages sit in a delimited data block that is declared to hold no 
 kept only when their words come from the question and the cited passages.
 """
 
+import hashlib
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -119,6 +121,21 @@ def question_check(question: str) -> str:
         raise QuestionError(f"Keep the question under {QUESTION_MAX_CHARS} characters "
                             f"(it has {len(question)}); ask one thing at a time.")
     return question
+
+
+def question_key(text: str) -> str:
+    """The question as explanation reuse matches it: sha256 hex of its normalised text (Unicode NFKC, casefolded,
+    whitespace collapsed, surrounding whitespace and trailing sentence punctuation `?.!` stripped).
+
+    "What is X?", "what is x" and "What is  X ?" share a key; inner punctuation and digits are kept, so
+    "Is 3.5 > 3?" and "Is 35 > 3" do not. A hash, not the text: NFKC and casefolding can lengthen a question past
+    QUESTION_MAX_CHARS, and a fixed 64 characters always fits a B-tree index.
+    """
+    # NFKC again after casefolding: casefolding can leave text that is not in normal form (Unicode's
+    # compatibility caseless match).
+    normal = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    normal = " ".join(normal.split()).rstrip("?.! ")
+    return hashlib.sha256(normal.encode()).hexdigest()
 
 
 def question_rate_check(*, student) -> None:
@@ -271,15 +288,15 @@ def tutor_ask(*, session: TutorSession, question: str, explain: Explain | str = 
     explanation before returning; LATER returns at once with the explanation pending (when a tutor model is
     active) and queues `tutor_explain` on the ml workers after commit: the answer takes a quarter of a second,
     the explanation a second or more of decoding on CPU; NEVER skips it. With NOW or LATER, an explanation the
-    active tutor model already wrote in this course for the same answer to the same question (same passages) is
-    reused at once (`explanation_reused`).
+    active tutor model already wrote in this course for the same answer to the same question (same passages; the
+    question matched normalised, `question_key`) is reused at once (`explanation_reused`).
     Raises QuestionError for an empty or too long question (nothing is recorded).
     """
     explain = Explain(explain)
     question = question_check(question)
     question_rate_check(student=session.student)
     course = session.course
-    message = TutorMessage(session=session, question=question)
+    message = TutorMessage(session=session, question=question, question_key=question_key(question))
     reason = refusal_reason(question)
     if reason:
         message.state = TutorMessage.State.REFUSED
@@ -349,11 +366,13 @@ def tutor_version():
 def explanation_reused(*, course: Course, question: str, answer: str, cited_chunk_ids: list[int],
                        version) -> str | None:
     """The explanation `version` already wrote in this course for the same answer to the same question from the
-    same passages (its prompt would be the same, and greedy decoding writes the same text), or None.
+    same passages, or None. Greedy decoding writes the same text for the same prompt; the question is matched by
+    `question_key`, so a prompt that differs only in the question's case, spacing or final `?.!` reuses it too.
 
-    A class asks the same questions: each explanation costs seconds of decoding on the ml workers.
+    A class asks the same questions: each explanation costs seconds of decoding on the ml workers. One query,
+    on the (question_key, explanation_model) index.
     """
-    return (TutorMessage.objects.filter(session__course=course, question=question, answer=answer,
+    return (TutorMessage.objects.filter(session__course=course, question_key=question_key(question), answer=answer,
                                         cited_chunk_ids=cited_chunk_ids, explanation_model=version,
                                         explanation_pending=False)
             .order_by("-pk").values_list("explanation", flat=True).first())

@@ -326,6 +326,71 @@ def test_an_explanation_the_same_model_wrote_for_the_same_answer_is_reused(
     assert third.explanation_model == newer
 
 
+@pytest.mark.parametrize(("one", "other", "same"), [
+    ("What is X?", "what is x", True),
+    ("What is X?", "What is  X ?", True),
+    ("What is X?", "  what is x\t\n", True),
+    ("What is X?!", "WHAT IS X.", True),
+    ("Ｗhat is Ｘ?", "what is x", True),  # NFKC: full-width letters
+    ("Was heißt Straße?", "was heisst strasse", True),  # casefold, not lower
+    ("Is 3.5 > 3?", "Is 35 > 3", False),  # inner punctuation and digits are kept
+    ("What is X?", "What is X, really?", False),
+    ("Why? Because.", "Why because", False),
+    ("What is X?", "What is Y?", False),
+])
+def test_the_question_key_ignores_case_spacing_and_final_punctuation_only(one, other, same):
+    assert (svc.question_key(one) == svc.question_key(other)) is same
+    assert len(svc.question_key(one)) == 64  # sha256 hex: always fits the index
+
+
+def test_an_explanation_is_reused_for_the_same_question_written_differently_in_the_course_only(
+        tutor_materials, tutor_session, tutor_lm, course, teacher):
+    from education.models import Course
+
+    first = svc.tutor_ask(session=tutor_session, question="What is a thesis statement?", explain=svc.Explain.LATER)
+    assert run_explain_task(first) == "written"
+    first.refresh_from_db()
+    assert first.question_key == svc.question_key("what is a thesis statement")
+
+    again = svc.session_start(course=course, student=tutor_session.student)
+    second = svc.tutor_ask(session=again, question="  what is a THESIS  statement ", explain=svc.Explain.LATER)
+    assert (second.question, second.answer, second.cited_chunk_ids) == (
+        "what is a THESIS statement", first.answer, first.cited_chunk_ids)
+    assert (second.explanation_pending, second.explanation, second.explanation_model) == (
+        False, first.explanation, tutor_lm)
+    assert TaskRun.objects.filter(task=svc.EXPLAIN_TASK).count() == 1  # decoded once
+
+    # Not from another course, nor for another answer, however alike the question.
+    elsewhere = Course.objects.create(title="Writing 102", teacher=teacher)
+    asked = {"question": "what is a thesis statement", "cited_chunk_ids": first.cited_chunk_ids,
+             "version": tutor_lm}
+    assert svc.explanation_reused(course=course, answer=first.answer, **asked) == first.explanation
+    assert svc.explanation_reused(course=elsewhere, answer=first.answer, **asked) is None
+    assert svc.explanation_reused(course=course, answer="A thesis is a claim. [1]", **asked) is None
+
+
+def test_the_reuse_lookup_is_one_query_on_the_question_key_index(tutor_session, tutor_lm,
+                                                                  django_assert_num_queries):
+    from django.db import connection
+
+    index = next(i for i in TutorMessage._meta.indexes if i.name == "education_tmessage_reuse")
+    assert index.fields == ["question_key", "explanation_model"]
+    with connection.cursor() as cursor:  # made by the migration, not only declared
+        constraints = connection.introspection.get_constraints(cursor, TutorMessage._meta.db_table)
+    assert constraints["education_tmessage_reuse"]["columns"] == ["question_key", "explanation_model_id"]
+    assert constraints["education_tmessage_reuse"]["index"]
+
+    TutorMessage.objects.create(session=tutor_session, question="What is X?",
+                                question_key=svc.question_key("What is X?"), state="answered",
+                                answer="X is a letter. [1]", cited_chunk_ids=[1],
+                                explanation="X comes before Y [1].", explanation_model=tutor_lm)
+    with django_assert_num_queries(1) as captured:
+        found = svc.explanation_reused(course=tutor_session.course, question="what is x", answer="X is a letter. [1]",
+                                       cited_chunk_ids=[1], version=tutor_lm)
+    assert found == "X comes before Y [1]."
+    assert '"question_key" =' in captured.captured_queries[0]["sql"]
+
+
 def test_an_unknown_explain_value_is_refused(tutor_materials, tutor_session):
     with pytest.raises(ValueError, match="soon"):
         svc.tutor_ask(session=tutor_session, question="What is a thesis statement?", explain="soon")
@@ -394,3 +459,21 @@ def test_the_migration_to_worker_explanations_clears_messages_the_old_pages_left
     assert list(TutorMessage.objects.filter(explanation_pending=True)) == []
     done.refresh_from_db()
     assert done.explanation == "Because. [1]" and old.pk != done.pk
+
+
+def test_the_question_key_migration_fills_the_key_of_messages_already_asked(tutor_session):
+    """Messages asked before the key existed get it (migration 0009), so their explanations are reused too."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("education.migrations.0009_tutormessage_question_key")
+    old = TutorMessage.objects.create(session=tutor_session, question="What is  a Thesis?", state="answered")
+    keyed = TutorMessage.objects.create(session=tutor_session, question="Why?", question_key="k" * 64,
+                                        state="answered")
+    assert old.question_key == ""
+    migration.fill_question_keys(apps, None)
+    old.refresh_from_db()
+    keyed.refresh_from_db()
+    assert old.question_key == svc.question_key("what is a thesis") == migration.question_key(old.question)
+    assert keyed.question_key == "k" * 64  # a key already set is left as it is
