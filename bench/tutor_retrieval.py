@@ -8,9 +8,10 @@ Protocol:
 2. Honest tuning: the paragraphs are split by a stable hash of their text (first byte of its SHA-256 even:
    dev, odd: test). Every weight and threshold of the tutor's retrieval, answer selection and short answer
    was chosen on the dev half's questions only; figures are reported for dev, test and all.
-3. Passages are embedded with the packaged MiniLM (`mlcore.runtime.embed`, what `mlcore.api.embed` runs),
-   exactly as the app stores them (heading + text; no headings here). Passage sentences embedded by the
-   sentence rerank are cached by text (the same encoder gives the same vector for the same sentence).
+3. Passages and their sentences are embedded with the packaged MiniLM (`mlcore.runtime.embed`, what
+   `mlcore.api.embed` runs) by the app's own `education.services.material.passages_embed`, exactly as the
+   `ml` worker stores them (heading + text, no headings here; each passage's sentence vectors, which the
+   sentence rerank reads).
 4. For each question: dense (cosine), BM25, their min-max hybrid, the hybrid + term rerank (the app before
    the sentence rerank) and the app's full ranking (`education.services.retrieval.rank`: + best-sentence
    rerank). A passage counts as a hit when it belongs to the gold paragraph. Recall@1, recall@5 and MRR
@@ -21,8 +22,9 @@ Protocol:
    (`is_supported`). Reported: how often the gold answer string is contained in it (SQuAD normalisation:
    lowercase, no punctuation or articles), and SQuAD token F1 against the gold answer.
 6. The answer path's time per question as the web process runs it (question embedding, ranking with the
-   sentence embedding, answer selection, short answer; no caches, no generation) over the first
-   `--latency` questions: mean and p95.
+   stored sentence vectors, answer selection, short answer; no caches, no generation) over the first
+   `--latency` questions: mean and p95. Not in it: reading the passages and the top 3 passages' sentence
+   vectors from the database (here they are in memory).
    `--generate N` also runs the tutor model's explanation for the first N questions (slow on CPU) and
    reports the same two figures for "sentence + explanation".
 
@@ -135,28 +137,10 @@ def load(path: Path):
     return chunks, questions
 
 
-def cached_embed(encoder):
-    """`embed` for `retrieval.rank` that embeds each distinct sentence once (only new ones, batched)."""
-    from mlcore import runtime
-
-    cache: dict[str, list[float]] = {}
-
-    def embed(texts: list[str]) -> list[list[float]]:
-        new = [t for t in dict.fromkeys(texts) if t not in cache]
-        if new:
-            cache.update(zip(new, runtime.embed(encoder, new), strict=True))
-        return [cache[t] for t in texts]
-
-    return embed
-
-
-def answer_path_seconds(questions, chunks, encoder, *, count: int) -> list[float]:
-    """Seconds per question of what the web process runs: embed, rank with sentence embedding, select, extract."""
+def answer_path_seconds(questions, chunks, embed, *, count: int) -> list[float]:
+    """Seconds per question of what the web process runs: embed the question, rank with the stored sentence
+    vectors (`embed` is only the fallback for passages without them: none here), select, extract."""
     from education.services import retrieval, short_answer, tutor
-    from mlcore import runtime
-
-    def embed(texts):
-        return runtime.embed(encoder, texts)
 
     seconds = []
     for question, *_ in questions[:count]:
@@ -180,7 +164,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from education.services import retrieval, short_answer, tutor
-    from education.services.material import chunk_embedding_text
+    from education.services.material import passages_embed
     from mlcore import runtime, specs
 
     chunks, questions = load(path)
@@ -192,16 +176,17 @@ def main(argv=None) -> int:
           f"({sum(dev)} dev, {len(dev) - sum(dev)} test)")
 
     encoder = specs.resolve(specs.encoder_spec())
+
+    def embed(texts):
+        return runtime.embed(encoder, texts)
+
     started = time.perf_counter()
-    vectors = runtime.embed(encoder, [chunk_embedding_text(c) for c in chunks])
-    for chunk, vector in zip(chunks, vectors, strict=True):
-        chunk.embedding = np.asarray(vector, dtype=np.float32).tobytes()
-    question_vectors = runtime.embed(encoder, [q for q, *_ in questions])
+    passages_embed(chunks, embed=embed)
+    question_vectors = embed([q for q, *_ in questions])
     embed_s = time.perf_counter() - started
-    matrix = np.asarray(vectors, dtype=np.float32)
+    matrix = np.stack([np.frombuffer(c.embedding, dtype=np.float32) for c in chunks])
     doc_of = [c.material.pk for c in chunks]
     bm25 = retrieval.BM25([retrieval.tokenize(f"{c.heading} {c.text}") for c in chunks])
-    sentence_embed = cached_embed(encoder)
     term_rerank_only = (1.0, 0.0, 0.0)  # the sentence rerank's weights that keep the term rerank's order
 
     names = ["dense (MiniLM cosine)", "BM25", "hybrid (min-max)", "hybrid + term rerank (the app before)",
@@ -219,7 +204,7 @@ def main(argv=None) -> int:
         before = retrieval.rank(question, chunks, question_vector=qv, k=TOP)
         retrieval.SENTENCE_WEIGHTS = weights
         rankings[names[3]].append([p.chunk.material.pk for p in before.passages])
-        result = retrieval.rank(question, chunks, question_vector=qv, k=TOP, embed=sentence_embed)
+        result = retrieval.rank(question, chunks, question_vector=qv, k=TOP, embed=embed)
         rankings[names[4]].append([p.chunk.material.pk for p in result.passages])
         selected = tutor.answer_select(result) if tutor.is_supported(result) else None
         short = short_answer.short_answer_extract(question, selected.sentence) if selected else ""
@@ -274,7 +259,7 @@ def main(argv=None) -> int:
     print(_common.table(["answer", "questions", "gold answer contained", "token F1"], answer_rows))
     print(f"not in material (answerable questions the tutor declined): {refused}")
 
-    seconds = answer_path_seconds(questions, chunks, encoder, count=args.latency) if args.latency else []
+    seconds = answer_path_seconds(questions, chunks, embed, count=args.latency) if args.latency else []
     if seconds:
         p95 = sorted(seconds)[max(0, round(0.95 * len(seconds)) - 1)]
         report["answer_path_ms"] = {"questions": len(seconds), "mean": round(1000 * statistics.mean(seconds), 1),
@@ -282,8 +267,8 @@ def main(argv=None) -> int:
         print(f"answer path (uncached, as the web process runs it) over {len(seconds)} questions: "
               f"mean {1000 * statistics.mean(seconds):.0f} ms, p95 {1000 * p95:.0f} ms "
               f"(load average {_common.load_average()[0]:.1f})")
-    print(f"\nembedding {embed_s:.1f} s; ranking (5 ways) + answer selection {rank_s:.1f} s "
-          f"({1000 * rank_s / len(questions):.1f} ms a question over {len(chunks)} passages)")
+    print(f"\nembedding (passages, their sentences, questions) {embed_s:.1f} s; ranking (5 ways) + answer "
+          f"selection {rank_s:.1f} s ({1000 * rank_s / len(questions):.1f} ms a question over {len(chunks)} passages)")
     report.update({"questions": len(questions), "passages": len(chunks), "paragraphs": docs,
                    "embed_seconds": round(embed_s, 1), "rank_seconds": round(rank_s, 1),
                    "machine": _common.machine(args.threads)})

@@ -65,6 +65,10 @@ class MaterialChunk(models.Model):
     heading = models.CharField(max_length=500, blank=True, help_text="The headings above the passage, › separated.")
     # float32 unit vector (numpy tobytes); empty until the material is embedded.
     embedding = models.BinaryField(null=True, blank=True)
+    # float32 matrix (numpy tobytes), one unit vector per sentence of education.services.retrieval.sentences(text),
+    # in order, stored with `embedding`. Empty for material embedded before it was kept (migration 0010): the
+    # tutor then embeds those sentences at question time.
+    sentence_embeddings = models.BinaryField(null=True, blank=True)
 
     class Meta:
         ordering = ["material", "position"]

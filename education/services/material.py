@@ -1,4 +1,5 @@
-"""Course material: read uploads (text, Markdown, PDF), cut them into passages, embed the passages."""
+"""Course material: read uploads (text, Markdown, PDF), cut them into passages, embed the passages and their
+sentences."""
 
 import io
 import re
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from core.services import task_run_enqueue
 from education.models import Course, CourseMaterial, MaterialChunk
+from education.services.retrieval import Embed, sentences
 from mlcore import api as ml
 from mlcore.data import DataError, decode_text
 
@@ -289,7 +291,8 @@ def material_retry(*, material: CourseMaterial) -> bool:
 
 
 def material_embed(*, material_id: int, rerun: bool = False) -> str:
-    """Embed a pending material's passages in batches; safe to run twice (the row is claimed first).
+    """Embed a pending material's passages and their sentences in batches; safe to run twice (the row is claimed
+    first).
 
     `rerun`: the task ledger gave this call the run of a worker that was lost, so a material left processing by
     that worker is taken over. Returns the material's state afterwards ("skipped" when another run had it or it
@@ -306,10 +309,8 @@ def material_embed(*, material_id: int, rerun: bool = False) -> str:
         chunks = list(MaterialChunk.objects.filter(material_id=material_id).only("pk", "text", "heading"))
         for start in range(0, len(chunks), EMBED_BATCH):
             batch = chunks[start:start + EMBED_BATCH]
-            vectors = ml.embed([chunk_embedding_text(c) for c in batch])
-            for chunk, vector in zip(batch, vectors, strict=True):
-                chunk.embedding = np.asarray(vector, dtype=np.float32).tobytes()
-            MaterialChunk.objects.bulk_update(batch, ["embedding"])
+            passages_embed(batch)
+            MaterialChunk.objects.bulk_update(batch, ["embedding", "sentence_embeddings"])
             # A heartbeat: materials_recover fails only a material no batch has moved for a while, so a long
             # book a live worker is still embedding is never taken for a stalled one.
             CourseMaterial.objects.filter(pk=material_id, state=CourseMaterial.State.PROCESSING).update(
@@ -352,6 +353,23 @@ def materials_recover(*, stale_after: timedelta = timedelta(minutes=15)) -> list
                                                                              error=STALLED_MESSAGE):
             failed.append(pk)
     return failed
+
+
+def passages_embed(chunks: list[MaterialChunk], *, embed: Embed | None = None) -> None:
+    """Set the passages' `embedding` and `sentence_embeddings` (not saved), in one call of `embed` (by default
+    mlcore.api.embed): each passage's text with its heading, and each distinct sentence of theirs once.
+
+    The sentences are `retrieval.sentences(chunk.text)`, in order: the texts the tutor's sentence rerank scores.
+    """
+    embed = embed or ml.embed
+    passage_sentences = [sentences(c.text) for c in chunks]
+    distinct = list(dict.fromkeys(s for group in passage_sentences for s in group))
+    vectors = embed([chunk_embedding_text(c) for c in chunks] + distinct)
+    sentence_vector = dict(zip(distinct, vectors[len(chunks):], strict=True))
+    for chunk, vector, group in zip(chunks, vectors[:len(chunks)], passage_sentences, strict=True):
+        chunk.embedding = np.asarray(vector, dtype=np.float32).tobytes()
+        chunk.sentence_embeddings = (np.asarray([sentence_vector[s] for s in group], dtype=np.float32).tobytes()
+                                     if group else None)
 
 
 def chunk_embedding_text(chunk: MaterialChunk) -> str:

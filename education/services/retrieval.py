@@ -2,8 +2,10 @@
 by the passage's best single sentence (its MiniLM cosine with the question and its idf-weighted term overlap).
 
 A question is usually answered by one sentence, and a passage's vector averages all of its sentences: the best
-sentence's cosine tells apart passages on the same topic that the passage vectors find alike. The sentences of
-the top passages that share a term with the question are embedded at query time, in one batch (about 8).
+sentence's cosine tells apart passages on the same topic that the passage vectors find alike. Each sentence's
+vector is stored with its passage's when the material is embedded (`MaterialChunk.sentence_embeddings`), so a
+question costs one embedding (its own) and a matrix product; the top passages of material embedded before they
+were stored have their sentences that share a term with the question embedded at query time, in one batch.
 """
 
 import math
@@ -149,7 +151,8 @@ class Passage:
     dense: float | None = None
     coverage: float = 0.0
     terms: list[str] = field(default_factory=list, repr=False)
-    # Each sentence's cosine with the question, for the passages the sentence rerank embedded.
+    # Each sentence's cosine with the question (those sharing a term with it), for the passages the sentence
+    # rerank scored.
     sentence_cosines: dict[str, float] = field(default_factory=dict, repr=False)
 
 
@@ -165,27 +168,66 @@ class Retrieval:
 
 
 def course_chunks(*, course: Course):
-    """Every passage of the course's usable material (not failed), with its material."""
+    """Every passage of the course's usable material (not failed), with its material.
+
+    The sentence vectors are left out (one vector per sentence, several times the passage vector's size): only
+    the top passages' are read, by `sentence_rerank`.
+    """
     return (MaterialChunk.objects.filter(material__course=course)
             .exclude(material__state=CourseMaterial.State.FAILED)
-            .select_related("material").order_by("material_id", "position"))
+            .select_related("material").defer("sentence_embeddings").order_by("material_id", "position"))
+
+
+def sentence_vectors(chunk: MaterialChunk, *, count: int, dim: int) -> np.ndarray | None:
+    """The passage's stored sentence vectors, `count` rows of `dim`; None when it has none (embedded before they
+    were stored) or they do not fit (made by an encoder of another dimension)."""
+    if not chunk.sentence_embeddings:
+        return None
+    matrix = np.frombuffer(bytes(chunk.sentence_embeddings), dtype=np.float32)
+    if count == 0 or matrix.shape[0] != count * dim:
+        return None
+    return matrix.reshape(count, dim)
+
+
+def _sentence_vectors_read(chunks: list[MaterialChunk]) -> None:
+    """Read, in one query, the stored sentence vectors that `course_chunks` left out of these passages."""
+    deferred = [c for c in chunks if c.pk and "sentence_embeddings" in c.get_deferred_fields()]
+    if deferred:
+        stored = dict(MaterialChunk.objects.filter(pk__in=[c.pk for c in deferred])
+                      .values_list("pk", "sentence_embeddings"))
+        for chunk in deferred:
+            chunk.sentence_embeddings = stored.get(chunk.pk)
 
 
 def sentence_rerank(passages: list[Passage], *, question_terms: list[str], idf: dict[str, float],
                     question_vector: list[float] | None, embed: Embed | None) -> list[Passage]:
     """Rescore the top SENTENCE_POOL passages by their best sentence; the others follow in their order.
 
-    Only sentences that share a term with the question are embedded (half of them, at no loss on the dev half):
-    embedding is most of the answer path's time on CPU.
+    Only sentences that share a term with the question are scored (half of them, at no loss on the dev half).
+    Their vectors are the passage's stored ones; a passage without (material embedded before they were stored,
+    or by an encoder of another dimension) has those sentences embedded now by `embed`, in one batch: that
+    batch was most of the answer path's time on CPU.
     """
     pool, rest = passages[:SENTENCE_POOL], passages[SENTENCE_POOL:]
     groups = [[(text, terms, sentence_overlap(question_terms, terms, idf))
                for text, terms in ((t, tokenize(t)) for t in sentences(p.chunk.text))] for p in pool]
-    wanted = list(dict.fromkeys(text for group in groups for text, _, overlap in group if overlap > 0))
-    if embed and question_vector is not None and wanted:
-        cosine = dict(zip(wanted, _cosines(embed(wanted), question_vector), strict=True))
+    if question_vector is not None:
+        _sentence_vectors_read([p.chunk for p in pool])
+        unstored = []
         for passage, group in zip(pool, groups, strict=True):
-            passage.sentence_cosines = {text: cosine[text] for text, _, _ in group if text in cosine}
+            matrix = sentence_vectors(passage.chunk, count=len(group), dim=len(question_vector))
+            if matrix is None:
+                unstored.append((passage, group))
+                continue
+            rows = [i for i, (_, _, overlap) in enumerate(group) if overlap > 0]
+            if rows:
+                passage.sentence_cosines = dict(zip((group[i][0] for i in rows),
+                                                    _cosines(matrix[rows], question_vector), strict=True))
+        wanted = list(dict.fromkeys(text for _, group in unstored for text, _, overlap in group if overlap > 0))
+        if embed and wanted:
+            cosine = dict(zip(wanted, _cosines(embed(wanted), question_vector), strict=True))
+            for passage, group in unstored:
+                passage.sentence_cosines = {text: cosine[text] for text, _, _ in group if text in cosine}
     w_score, w_cosine, w_overlap = SENTENCE_WEIGHTS
     for passage, group in zip(pool, groups, strict=True):
         best_overlap = max((overlap for _, terms, overlap in group if len(terms) >= SENTENCE_MIN_TERMS), default=0.0)
@@ -204,7 +246,8 @@ def rank(question: str, chunks: list[MaterialChunk], *, question_vector: list[fl
          k: int = 5, embed: Embed | None = None) -> Retrieval:
     """Rank passages for a question: BM25 + cosine (where embeddings exist), min-max fused, then reranked.
 
-    `embed` (texts -> vectors, the encoder that made `question_vector`) scores the top passages' sentences.
+    `embed` (texts -> vectors, the encoder that made `question_vector`) embeds the top passages' sentences when
+    their vectors were not stored with the passage (see `sentence_rerank`).
     """
     question_terms = tokenize(question)
     passage_terms = [tokenize(f"{c.heading} {c.text}") for c in chunks]

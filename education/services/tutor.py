@@ -1,10 +1,11 @@
 """The tutor: answer a student's question from the course material, with numbered citations.
 
 Answering runs in the web process: one question costs a retrieval over the course's passages (about 0.1 s for
-260 passages), one embedding batch for the question and one for the top passages' sentences. The explanation
-(when a tutor model is active, a short generation: at most 60 tokens, a second or more of decoding on CPU) is
-written by an `ml` worker (`education.tutor_explain`) while the student reads the answer: decoding in the web
-processes made every answer wait behind other students' explanations (docs/benchmarks.md, "Load").
+260 passages) and the question's embedding (the top passages' sentence vectors are stored with the material;
+material embedded before they were stored has them embedded per question). The explanation (when a tutor
+model is active, a short generation: at most 60 tokens, a second or more of decoding on CPU) is written by an
+`ml` worker (`education.tutor_explain`) while the student reads the answer: decoding in the web processes made
+every answer wait behind other students' explanations (docs/benchmarks.md, "Load").
 
 The answer the student reads is not free text from the model: it is the sentence of a cited passage that best
 matches the question, selected here, with its citation and a short answer (a span copied from the sentence,

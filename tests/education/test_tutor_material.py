@@ -194,3 +194,21 @@ def test_a_long_material_a_live_worker_is_embedding_is_not_taken_for_stalled(tut
     material.refresh_from_db()
     assert material.state == "ready"
 
+
+
+def test_embedding_stores_one_vector_per_sentence_of_each_passage(tutor_materials, tiny_encoder_spec):
+    from education.services.retrieval import sentences
+    from mlcore import api as ml
+
+    material = tutor_materials["Thesis statements"]
+    assert svc.material_embed(material_id=material.pk) == "ready"
+    chunks = list(material.chunks.all())
+    assert len(chunks) == 2
+    for chunk in chunks:
+        texts = sentences(chunk.text)
+        matrix = np.frombuffer(bytes(chunk.sentence_embeddings), dtype=np.float32).reshape(-1, 32)
+        assert matrix.shape == (len(texts), 32) and len(texts) >= 2
+        # In sentence order: each row is that sentence's own embedding (the one the tutor would compute).
+        np.testing.assert_allclose(matrix, np.asarray(ml.embed(texts), dtype=np.float32), atol=1e-5)
+    assert not MaterialChunk.objects.filter(material=tutor_materials["Transitions"],
+                                            sentence_embeddings__isnull=False).exists()

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from education.models import Course
+from education.models import Course, MaterialChunk
 from education.services import retrieval as r
 from education.services.material import material_create, material_embed
 
@@ -127,3 +127,83 @@ def test_the_best_sentence_cosine_reorders_passages_the_passage_vectors_find_ali
     assert result.passages[0].sentence_cosines == pytest.approx({"A claim needs a thesis.": 1.0})
     # Only the sentences that share a term with the question are embedded, once each.
     assert sorted(embedded) == ["A claim needs a thesis.", "A thesis states a claim."]
+
+
+def _chunk(pk, text, vector, sentence_vectors=None):
+    import numpy as np
+
+    return MaterialChunk(pk=pk, material_id=pk, position=0, text=text,
+                         embedding=np.asarray(vector, dtype=np.float32).tobytes(),
+                         sentence_embeddings=(np.asarray(sentence_vectors, dtype=np.float32).tobytes()
+                                              if sentence_vectors is not None else None))
+
+
+def test_stored_sentence_vectors_are_read_and_only_passages_without_them_are_embedded():
+    # As in the test above, but `specific` was embedded with its sentences: only `general`'s are embedded now.
+    general = _chunk(1, "A thesis states a claim. Filler words follow here.", [0.9, 0.1, 0.0])
+    specific = _chunk(2, "A claim needs a thesis. Other words follow there.", [0.5, 0.5, 0.0],
+                      [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    embedded = []
+
+    def embed(texts):
+        embedded.extend(texts)
+        return [[0.0, 1.0, 0.0] for _ in texts]
+
+    result = r.rank("thesis claim", [general, specific], question_vector=[1.0, 0.0, 0.0], k=2, embed=embed)
+    assert embedded == ["A thesis states a claim."]
+    assert [p.chunk.pk for p in result.passages] == [2, 1]
+    assert result.passages[0].sentence_cosines == pytest.approx({"A claim needs a thesis.": 1.0})
+    assert result.passages[1].sentence_cosines == pytest.approx({"A thesis states a claim.": 0.0})
+    # Stored vectors need no encoder at question time.
+    alone = r.rank("thesis claim", [general, specific], question_vector=[1.0, 0.0, 0.0], k=2)
+    assert alone.passages[0].sentence_cosines == pytest.approx({"A claim needs a thesis.": 1.0})
+
+
+@pytest.mark.parametrize("stored", [
+    [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]],  # another encoder's dimension
+    [[1.0, 0.0, 0.0]],  # not one row per sentence
+    [],  # none
+], ids=["other-dimension", "other-count", "empty"])
+def test_stored_sentence_vectors_that_do_not_fit_are_ignored(stored):
+    specific = _chunk(2, "A claim needs a thesis. Other words follow there.", [0.5, 0.5, 0.0], stored)
+    embedded = []
+
+    def embed(texts):
+        embedded.extend(texts)
+        return [[0.6, 0.8, 0.0] for _ in texts]
+
+    result = r.rank("thesis claim", [specific], question_vector=[1.0, 0.0, 0.0], k=1, embed=embed)
+    assert embedded == ["A claim needs a thesis."]
+    assert result.passages[0].sentence_cosines == pytest.approx({"A claim needs a thesis.": 0.6})
+
+
+def test_the_tutor_embeds_only_the_question_and_ranks_as_when_it_embedded_the_sentences(
+        tutor_materials, course, tiny_encoder_spec, monkeypatch, django_assert_num_queries):
+    from mlcore import api as ml
+
+    for material in tutor_materials.values():
+        assert material_embed(material_id=material.pk) == "ready"
+    question = "What is a thesis statement?"
+    question_vector = ml.embed([question])[0]
+    real_embed, calls = ml.embed, []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return [question_vector] if texts == [question] else real_embed(texts)
+
+    monkeypatch.setattr(ml, "embed", embed)
+    with django_assert_num_queries(2):  # the course's passages, then the top passages' sentence vectors
+        stored = r.passages_search(course=course, question=question, k=3)
+    assert calls == [[question]]
+    assert stored.passages[0].sentence_cosines
+
+    calls.clear()
+    MaterialChunk.objects.update(sentence_embeddings=None)  # material embedded before they were stored
+    embedded_now = r.passages_search(course=course, question=question, k=3)
+    assert calls[0] == [question] and len(calls) == 2
+    top_sentences = {s for p in embedded_now.passages[:r.SENTENCE_POOL] for s in r.sentences(p.chunk.text)}
+    assert calls[1] and set(calls[1]) <= top_sentences
+    assert [p.chunk.pk for p in stored.passages] == [p.chunk.pk for p in embedded_now.passages]
+    for before, after in zip(embedded_now.passages, stored.passages, strict=True):
+        assert after.sentence_cosines == pytest.approx(before.sentence_cosines, abs=1e-5)
+        assert after.score == pytest.approx(before.score, abs=1e-5)
