@@ -310,6 +310,7 @@ CELERY_TASK_ROUTES = {
     "education.calibrate": {"queue": "ml"},
     "education.calibration_finish": {"queue": "ml"},
     "education.tutor_embed_material": {"queue": "ml"},
+    "education.tutor_sentence_vectors": {"queue": "ml"},  # the upgrade fill of migration 0010's sentence vectors
     "education.tutor_explain": {"queue": "ml"},  # the tutor model's explanation of an answer
     "entertainment.generate": {"queue": "ml"},
 }

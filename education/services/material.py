@@ -10,9 +10,10 @@ from pathlib import PurePath
 
 import numpy as np
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
+from core.models import TaskRun
 from core.services import task_run_enqueue
 from education.models import Course, CourseMaterial, MaterialChunk
 from education.services.retrieval import Embed, sentences
@@ -355,19 +356,79 @@ def materials_recover(*, stale_after: timedelta = timedelta(minutes=15)) -> list
     return failed
 
 
-def passages_embed(chunks: list[MaterialChunk], *, embed: Embed | None = None) -> None:
+SENTENCE_VECTORS_TASK = "education.tutor_sentence_vectors"
+
+
+def _sentence_vectors_missing():
+    """Passages of ready material embedded before their sentence vectors were stored with them (migration 0010).
+
+    Only ready material: material_embed owns pending, processing and failed material, and stores both.
+    """
+    return MaterialChunk.objects.filter(material__state=CourseMaterial.State.READY, embedding__isnull=False,
+                                        sentence_embeddings__isnull=True)
+
+
+def sentence_vectors_fill(*, material_id: int) -> int:
+    """Store the sentence vectors of a ready material's passages embedded without them, in batches; returns how
+    many passages it filled (0 on a second run)."""
+    chunks = list(_sentence_vectors_missing().filter(material_id=material_id).only("pk", "text", "heading"))
+    filled = 0
+    for start in range(0, len(chunks), EMBED_BATCH):
+        batch = chunks[start:start + EMBED_BATCH]
+        passages_embed(batch, passages=False)
+        # Filtered again as it is written: vectors stored meanwhile (another run, a re-embedding) are kept, and
+        # a material material_embed took over meanwhile is left to it.
+        filled += _sentence_vectors_missing().bulk_update(batch, ["sentence_embeddings"])
+    return filled
+
+
+def sentence_vectors_fill_enqueue(*, material_id: int) -> None:
+    """Queue a material's sentence vectors fill on the ml workers under the task ledger (sent after commit)."""
+    task_run_enqueue(task=SENTENCE_VECTORS_TASK, args=[material_id])
+
+
+@dataclass
+class SentenceVectorsBackfill:
+    materials: int  # queued (filled, with `now`)
+    passages: int  # in those materials, without sentence vectors
+    already_queued: int = 0  # materials whose fill was queued or running already: not queued again
+
+
+def sentence_vectors_backfill(*, now: bool = False) -> SentenceVectorsBackfill:
+    """Fill the sentence vectors of all material embedded before they were stored (the upgrade step of migration
+    0010): one ml task per material that lacks them, or each run in this process with `now`. Safe to run again."""
+    missing = dict(_sentence_vectors_missing().order_by("material_id").values("material_id")
+                   .annotate(passages=Count("pk")).values_list("material_id", "passages"))
+    if now:
+        filled = [sentence_vectors_fill(material_id=pk) for pk in missing]
+        return SentenceVectorsBackfill(materials=sum(1 for n in filled if n), passages=sum(filled))
+    runs = TaskRun.objects.filter(task=SENTENCE_VECTORS_TASK, state__in=[TaskRun.State.QUEUED, TaskRun.State.RUNNING])
+    active = {args[0] for args in runs.values_list("args", flat=True) if args}
+    queue = {pk: n for pk, n in missing.items() if pk not in active}
+    with transaction.atomic():
+        for pk in queue:
+            sentence_vectors_fill_enqueue(material_id=pk)
+    return SentenceVectorsBackfill(materials=len(queue), passages=sum(queue.values()),
+                                   already_queued=len(missing) - len(queue))
+
+
+def passages_embed(chunks: list[MaterialChunk], *, embed: Embed | None = None, passages: bool = True) -> None:
     """Set the passages' `embedding` and `sentence_embeddings` (not saved), in one call of `embed` (by default
     mlcore.api.embed): each passage's text with its heading, and each distinct sentence of theirs once.
 
     The sentences are `retrieval.sentences(chunk.text)`, in order: the texts the tutor's sentence rerank scores.
+    `passages=False`: only the sentences are embedded and only `sentence_embeddings` is set.
     """
     embed = embed or ml.embed
     passage_sentences = [sentences(c.text) for c in chunks]
     distinct = list(dict.fromkeys(s for group in passage_sentences for s in group))
-    vectors = embed([chunk_embedding_text(c) for c in chunks] + distinct)
-    sentence_vector = dict(zip(distinct, vectors[len(chunks):], strict=True))
-    for chunk, vector, group in zip(chunks, vectors[:len(chunks)], passage_sentences, strict=True):
-        chunk.embedding = np.asarray(vector, dtype=np.float32).tobytes()
+    passage_texts = [chunk_embedding_text(c) for c in chunks] if passages else []
+    vectors = embed(passage_texts + distinct)
+    sentence_vector = dict(zip(distinct, vectors[len(passage_texts):], strict=True))
+    if passages:
+        for chunk, vector in zip(chunks, vectors[:len(passage_texts)], strict=True):
+            chunk.embedding = np.asarray(vector, dtype=np.float32).tobytes()
+    for chunk, group in zip(chunks, passage_sentences, strict=True):
         chunk.sentence_embeddings = (np.asarray([sentence_vector[s] for s in group], dtype=np.float32).tobytes()
                                      if group else None)
 

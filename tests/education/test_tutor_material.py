@@ -212,3 +212,141 @@ def test_embedding_stores_one_vector_per_sentence_of_each_passage(tutor_material
         np.testing.assert_allclose(matrix, np.asarray(ml.embed(texts), dtype=np.float32), atol=1e-5)
     assert not MaterialChunk.objects.filter(material=tutor_materials["Transitions"],
                                             sentence_embeddings__isnull=False).exists()
+
+
+# Sentence vectors of material embedded before they were stored (migration 0010)
+
+
+def _embedded_as_before_0010(material) -> dict[int, bytes]:
+    """Embed the material, then drop its sentence vectors as if it had been embedded before they were stored;
+    returns the sentence vectors embedding stored, by passage."""
+    assert svc.material_embed(material_id=material.pk) == "ready"
+    stored = {pk: bytes(v) for pk, v in material.chunks.values_list("pk", "sentence_embeddings")}
+    material.chunks.update(sentence_embeddings=None)
+    return stored
+
+
+def _sentence_vectors(material) -> dict[int, bytes | None]:
+    return {pk: bytes(v) if v is not None else None
+            for pk, v in material.chunks.values_list("pk", "sentence_embeddings")}
+
+
+def test_sentence_vectors_fill_stores_what_embedding_stores(tutor_materials, tiny_encoder_spec):
+    material = tutor_materials["Thesis statements"]
+    expected = _embedded_as_before_0010(material)
+    passage_vectors = dict(material.chunks.values_list("pk", "embedding"))
+    assert len(expected) == 2 and all(expected.values())
+
+    assert svc.sentence_vectors_fill(material_id=material.pk) == 2
+    assert _sentence_vectors(material) == expected  # the same bytes
+    assert dict(material.chunks.values_list("pk", "embedding")) == passage_vectors  # the passages' are kept
+    assert svc.sentence_vectors_fill(material_id=material.pk) == 0  # a second run finds nothing to do
+    # Material not embedded yet is left to material_embed.
+    assert svc.sentence_vectors_fill(material_id=tutor_materials["Transitions"].pk) == 0
+    assert set(_sentence_vectors(tutor_materials["Transitions"]).values()) == {None}
+
+
+def test_sentence_vectors_fill_embeds_only_the_passages_without_them(tutor_materials, tiny_encoder_spec,
+                                                                      monkeypatch):
+    from education.services.retrieval import sentences
+    from mlcore import api as ml
+
+    material = tutor_materials["Thesis statements"]
+    assert svc.material_embed(material_id=material.pk) == "ready"
+    first, second = material.chunks.order_by("position")
+    expected = _sentence_vectors(material)
+    MaterialChunk.objects.filter(pk=first.pk).update(sentence_embeddings=None)
+    real_embed, calls = ml.embed, []
+    monkeypatch.setattr(ml, "embed", lambda texts: calls.append(list(texts)) or real_embed(texts))
+
+    assert svc.sentence_vectors_fill(material_id=material.pk) == 1
+    assert calls == [sentences(first.text)]  # one batch: the first passage's sentences, not its text
+    assert _sentence_vectors(material) == expected
+    calls.clear()
+    assert svc.sentence_vectors_fill(material_id=material.pk) == 0 and calls == []
+
+
+@pytest.mark.parametrize("state", ["processing", "failed"])
+def test_sentence_vectors_fill_leaves_material_being_embedded_or_failed(tutor_materials, tiny_encoder_spec, state):
+    from core.models import TaskRun
+
+    material = tutor_materials["Thesis statements"]
+    _embedded_as_before_0010(material)
+    CourseMaterial.objects.filter(pk=material.pk).update(state=state)
+    assert svc.sentence_vectors_fill(material_id=material.pk) == 0
+    assert set(_sentence_vectors(material).values()) == {None}
+    assert svc.sentence_vectors_backfill() == svc.SentenceVectorsBackfill(materials=0, passages=0)
+    assert not TaskRun.objects.filter(task=svc.SENTENCE_VECTORS_TASK).exists()
+
+
+@pytest.mark.parametrize("meanwhile", ["vectors stored", "material claimed"])
+def test_sentence_vectors_fill_keeps_what_changed_while_it_embedded(tutor_materials, tiny_encoder_spec,
+                                                                   monkeypatch, meanwhile):
+    from mlcore import api as ml
+
+    material = tutor_materials["Thesis statements"]
+    expected = _embedded_as_before_0010(material)
+    first, second = material.chunks.order_by("position")
+    real_embed = ml.embed
+
+    def embed_while_another_run_writes(texts):
+        if meanwhile == "vectors stored":
+            MaterialChunk.objects.filter(pk=first.pk).update(sentence_embeddings=b"stored meanwhile")
+        else:  # a re-embedding took the material over (its new vectors are still to come)
+            CourseMaterial.objects.filter(pk=material.pk).update(state="processing")
+        return real_embed(texts)
+
+    monkeypatch.setattr(ml, "embed", embed_while_another_run_writes)
+    filled = svc.sentence_vectors_fill(material_id=material.pk)
+    if meanwhile == "vectors stored":
+        assert filled == 1
+        assert _sentence_vectors(material) == {first.pk: b"stored meanwhile", second.pk: expected[second.pk]}
+    else:
+        assert filled == 0 and set(_sentence_vectors(material).values()) == {None}
+
+
+def test_the_upgrade_command_queues_one_fill_per_material_without_sentence_vectors(tutor_materials,
+                                                                                   tiny_encoder_spec):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from core.celery import app as celery_app
+    from core.models import TaskRun
+
+    thesis, transitions, citing = (tutor_materials[t] for t in ("Thesis statements", "Transitions", "Citing sources"))
+    _embedded_as_before_0010(thesis)
+    _embedded_as_before_0010(transitions)
+    assert svc.material_embed(material_id=citing.pk) == "ready"  # embedded with its sentence vectors
+    out = StringIO()
+    call_command("education_sentence_vectors", stdout=out)
+    assert out.getvalue() == "education: queued the sentence vectors of 3 passages in 2 materials on the ml workers.\n"
+    runs = TaskRun.objects.filter(task=svc.SENTENCE_VECTORS_TASK)
+    assert sorted((r.args, r.state) for r in runs) == [([thesis.pk], "queued"), ([transitions.pk], "queued")]
+    assert celery_app.amqp.router.route({}, svc.SENTENCE_VECTORS_TASK)["queue"].name == "ml"
+
+    out = StringIO()
+    call_command("education_sentence_vectors", stdout=out)  # the runs are still queued: nothing is queued twice
+    assert out.getvalue() == ("education: queued the sentence vectors of 0 passages in 0 materials on the ml "
+                              "workers; 2 materials already queued.\n")
+    assert runs.count() == 2
+    assert set(_sentence_vectors(thesis).values()) == {None}  # the workers fill them
+
+
+def test_the_upgrade_command_now_fills_them_in_its_own_process(tutor_materials, tiny_encoder_spec):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from core.models import TaskRun
+
+    thesis, transitions = tutor_materials["Thesis statements"], tutor_materials["Transitions"]
+    expected = {**_embedded_as_before_0010(thesis), **_embedded_as_before_0010(transitions)}
+    out = StringIO()
+    call_command("education_sentence_vectors", "--now", stdout=out)
+    assert out.getvalue() == "education: stored the sentence vectors of 3 passages in 2 materials.\n"
+    assert {**_sentence_vectors(thesis), **_sentence_vectors(transitions)} == expected
+    assert not TaskRun.objects.filter(task=svc.SENTENCE_VECTORS_TASK).exists()
+    out = StringIO()
+    call_command("education_sentence_vectors", "--now", stdout=out)
+    assert out.getvalue() == "education: stored the sentence vectors of 0 passages in 0 materials.\n"

@@ -55,3 +55,33 @@ def test_a_later_explanation_is_written_by_the_ml_worker(course, teacher, tutor_
     assert message.explanation != ""  # the tiny LM's words are all in the material: its text passes the filter
     run = TaskRun.objects.get(task="education.tutor_explain")
     assert (run.args, run.state, run.attempts, run.worker.startswith("test-")) == ([message.pk], "done", 1, True)
+
+
+def test_the_sentence_vectors_upgrade_is_run_by_the_ml_worker(course, teacher, tiny_encoder_spec, mlcore_home,
+                                                               tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from core.models import TaskRun
+    from education.models import MaterialChunk
+    from education.services.material import SENTENCE_VECTORS_TASK, material_create, material_embed
+
+    material = material_create(course=course, user=teacher, title="Thesis", kind="markdown",
+                               text=TUTOR_CORPUS["Thesis statements"], enqueue=False)
+    assert material_embed(material_id=material.pk) == "ready"
+    expected = dict(material.chunks.values_list("pk", "sentence_embeddings"))
+    material.chunks.update(sentence_embeddings=None)  # embedded before migration 0010
+    missing = MaterialChunk.objects.filter(material=material, sentence_embeddings__isnull=True)
+    with _ml_worker(mlcore_home, tiny_encoder_spec, tmp_path):
+        call_command("education_sentence_vectors", stdout=StringIO())
+        wait_for(lambda: not missing.exists(), timeout=120, what="the worker to store the sentence vectors")
+        wait_for(lambda: TaskRun.objects.filter(task=SENTENCE_VECTORS_TASK, state="done").exists(), timeout=30,
+                 what="the run to be done")
+    run = TaskRun.objects.get(task=SENTENCE_VECTORS_TASK)
+    assert (run.args, run.attempts, run.worker.startswith("test-")) == ([material.pk], 1, True)
+    stored = dict(material.chunks.values_list("pk", "sentence_embeddings"))
+    assert stored.keys() == expected.keys() and len(stored) == 2
+    for pk, vectors in stored.items():
+        np.testing.assert_allclose(np.frombuffer(bytes(vectors), dtype=np.float32),
+                                   np.frombuffer(bytes(expected[pk]), dtype=np.float32), atol=1e-6)
