@@ -14,6 +14,8 @@ Protocol (the one FinBERT reports on, made reproducible):
    fine-tuning jobs run) for each seed in `--seeds`; with several seeds their probabilities are also averaged
    (a seed ensemble) and reported as an extra row. `--soft-labels` trains on soft labels from the agreement
    levels (a row's `confidence`, SOFT_CONFIDENCE); validation and test are scored on the labels as given.
+   `--base` fine-tunes another backbone the same way (e.g. `package:smollm2`, the SmolLM2 decoder with a
+   classification head on its last token).
 5. Report accuracy and macro-F1 on the 50Agree test split and on its AllAgree part, for every model and for
    the app's active `finance.sentiment` version (the seed model `make run` trains from the demo seed set,
    which never saw PhraseBank), on the same split.
@@ -25,6 +27,7 @@ Run (about 15 minutes per seed on 2 quiet cores; results in var/bench/finance_se
 
     .venv/bin/python bench/finance_sentiment.py [--data ../shared/data/financial_phrasebank] [--seeds 13]
         [--epochs 5] [--learning-rate 5e-5] [--batch-size 16] [--max-length 64] [--split-seed 2026] [--soft-labels]
+        [--base package:minilm]
 
 Exit code 2 means the data folder is missing.
 """
@@ -65,6 +68,9 @@ def parse_args(argv=None):
     parser.add_argument("--soft-labels", action="store_true",
                         help="train on soft labels from the agreement levels (SOFT_CONFIDENCE; validation and test "
                              "are scored on the labels as given)")
+    parser.add_argument("--base", default="package:minilm",
+                        help="model spec of the backbone to fine-tune (default package:minilm; package:smollm2 "
+                             "fine-tunes the SmolLM2 decoder as a classifier, any local HF folder works)")
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS, help="torch threads (default 2)")
     return parser.parse_args(argv)
 
@@ -124,7 +130,7 @@ def load_splits(args) -> tuple[dict, dict]:
 def fine_tune(splits, args, seed: int) -> dict:
     from mlcore import specs, training
 
-    work_dir = WORK_DIR / f"seed-{seed}"
+    work_dir = WORK_DIR / (f"seed-{seed}" if args.base == "package:minilm" else f"{slug(args.base)}-seed-{seed}")
     if work_dir.exists():  # train_encoder resumes from a checkpoint it finds; a benchmark starts fresh
         shutil.rmtree(work_dir)
 
@@ -141,12 +147,16 @@ def fine_tune(splits, args, seed: int) -> dict:
     params = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
               "max_length": args.max_length, "seed": seed, "patience": args.patience}
     seconds, result = _common.timed(
-        training.train_encoder, base_path=specs.resolve("package:minilm"), kind="classifier", train=rows("train"),
+        training.train_encoder, base_path=specs.resolve(args.base), kind="classifier", train=rows("train"),
         validation=rows("validation"), labels=LABELS, params=params, work_dir=work_dir,
-        callbacks=training.Callbacks(on_epoch=on_epoch), base_spec="package:minilm",
+        callbacks=training.Callbacks(on_epoch=on_epoch), base_spec=args.base,
     )
     return {"seed": seed, "params": params, "seconds": round(seconds, 1), "best_dir": str(result.best_dir),
             "epochs_run": result.epochs_run, "validation": result.metrics, "history": result.history}
+
+
+def slug(spec: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in spec).strip("-")
 
 
 def probabilities(model_dir: str, texts: list[str], *, int8: bool = True) -> list[dict]:
@@ -203,9 +213,9 @@ def main(argv=None) -> int:
         results["seed_model"] = {"model": seed_note, **report(test, probabilities(seed_dir, texts))}
         rows.append(["app seed model, out of the box (demo seed set, no PhraseBank; int8)", results["seed_model"]])
 
-    all_scores = []
+    all_scores, name = [], "MiniLM-L6" if args.base == "package:minilm" else args.base
     for seed in seeds:
-        print(f"Fine-tuning MiniLM, seed {seed}: {len(splits['train'])} train, {len(splits['validation'])} validation")
+        print(f"Fine-tuning {name}, seed {seed}: {len(splits['train'])} train, {len(splits['validation'])} validation")
         trained = fine_tune(splits, args, seed)
         scores = probabilities(trained["best_dir"], texts)
         all_scores.append(scores)
@@ -214,13 +224,13 @@ def main(argv=None) -> int:
         results["fine_tuned"].append(trained)
         print(f"  done in {trained['seconds']:.0f} s, {trained['epochs_run']} epochs; "
               f"test 50agree {trained['50agree']['accuracy']:.3f} / {trained['50agree']['macro_f1']:.3f}", flush=True)
-        rows.append([f"MiniLM-L6 fine-tuned, seed {seed} (int8, as served on CPU)", trained])
-        rows.append([f"MiniLM-L6 fine-tuned, seed {seed} (fp32)", trained["fp32"]])
+        rows.append([f"{name} fine-tuned, seed {seed} (int8, as served on CPU)", trained])
+        rows.append([f"{name} fine-tuned, seed {seed} (fp32)", trained["fp32"]])
     if len(all_scores) > 1:
         mean = [{label: sum(s[i][label] for s in all_scores) / len(all_scores) for label in LABELS}
                 for i in range(len(texts))]
         results["ensemble"] = {"seeds": seeds, **report(test, mean)}
-        rows.append([f"MiniLM-L6, mean of {len(seeds)} seeds' probabilities (int8)", results["ensemble"]])
+        rows.append([f"{name}, mean of {len(seeds)} seeds' probabilities (int8)", results["ensemble"]])
 
     headers = ["model", "50agree accuracy", "50agree macro-F1", "allagree accuracy", "allagree macro-F1"]
     table_rows = [[name, f"{r['50agree']['accuracy']:.3f}", f"{r['50agree']['macro_f1']:.3f}",
