@@ -8,12 +8,12 @@ Protocol:
 2. Every ASAP prompt (1..8) is an assignment with its official score range. For each fold k its
    `train_ids.txt` are the teacher-graded essays, `test_ids.txt` the essays scored; `dev_ids.txt` are only used
    to report a dev QWK (and, with `--select dev`, to choose the ridge settings). Test ids never reach a fit.
-3. The scorer is the app's: `grading.embed_texts` (packaged MiniLM, essays longer than 150 words embedded in
-   chunks and averaged) plus `grading.text_features`, fitted with `calibration.ridge_select` (the ridge with its
-   inner 4-fold choice of alpha and embedding weight, the kernel ridge averaged in when the same folds say it
-   helps, and the stretch that widens its predictions around the mean grade), predictions clipped and rounded
-   to the prompt's range with `grading.clip_round`. QWK per prompt (mean over folds), the average over prompts
-   and the worst prompt.
+3. The scorer is the app's: `grading.essay_vectors` (packaged MiniLM's last and middle layers mean-pooled,
+   essays longer than 150 words embedded in chunks and averaged) plus `grading.text_features`, fitted with
+   `calibration.ridge_select` (the ridge with its inner 4-fold choice of alpha and embedding weight, the kernel
+   ridge averaged in when the same folds say it helps, and the stretch that widens its predictions around the
+   mean grade), predictions clipped and rounded to the prompt's range with `grading.clip_round`. QWK per prompt
+   (mean over folds), the average over prompts and the worst prompt.
 4. Calibration curve (fold 0 by default): for n = 10, 25, 50, 100 graded essays drawn (seeded) from the
    training ids, the app's calibration path (`cross_validate` for the QWK the teacher is shown, `ridge_select`
    for the scorer), QWK on the fold's test ids, averaged over prompts and over `--curve-draws` draws.
@@ -52,7 +52,7 @@ PROMPTS = list(range(1, 9))
 # Official domain1_score ranges (essay_set_descriptions.xlsx); the ranges Taghipour & Ng score QWK on.
 SCORE_RANGES = {1: (2, 12), 2: (1, 6), 3: (0, 3), 4: (0, 3), 5: (0, 4), 6: (0, 4), 7: (0, 30), 8: (0, 60)}
 CURVE_SIZES = [10, 25, 50, 100]
-EMBED_BATCH = 64  # essays per embed_texts call (each call is chunked and batched again by mlcore)
+EMBED_BATCH = 64  # essays per essay_vectors call (each call is chunked and batched again by mlcore)
 GOAL_AVERAGE, GOAL_WORST = 0.80, 0.70
 
 
@@ -179,7 +179,7 @@ class Vectors:
                        "featurised": 0, "features_s": 0.0, "features_from_cache": 0}
 
     def _embed_key(self, i: int) -> str:
-        return _key(self.essays[i]["text"], self.model_path, self.chunk_words)
+        return _key(self.essays[i]["text"], self.model_path, self.chunk_words, "last+middle")
 
     def _feature_key(self, i: int) -> str:
         return _key(self.essays[i]["text"], self.feature_code)
@@ -206,7 +206,7 @@ class Vectors:
                 batch = todo[start : start + EMBED_BATCH]
                 texts = [self.essays[i]["text"] for i in batch]
                 t0 = time.perf_counter()
-                vectors = grading.embed_texts(texts)
+                vectors = [[*last, *middle] for last, middle in grading.essay_vectors(texts)]
                 self.timing["embed_s"] += time.perf_counter() - t0
                 self.timing["embedded"] += len(batch)
                 self.timing["embedded_chunks"] += sum(

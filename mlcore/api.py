@@ -69,11 +69,24 @@ def embed(texts: list[str]) -> list[list[float]]:
     texts = _checked(texts)
     if not texts:
         return []
+    return runtime.embed(_embedder_path(), texts)
+
+
+def embed_with_middle(texts: list[str]) -> tuple[list[list[float]], list[list[float]]]:
+    """`embed`'s vectors and the embedding model's middle layer mean-pooled (unit length), from one pass."""
+    from mlcore import runtime
+
+    texts = _checked(texts)
+    if not texts:
+        return [], []
+    return runtime.embed_with_middle(_embedder_path(), texts)
+
+
+def _embedder_path() -> str:
     try:
-        path = version_path(active_version(task=Task.EMBED))
+        return version_path(active_version(task=Task.EMBED))
     except NoActiveVersion:
-        path = specs.resolve(specs.encoder_spec())
-    return runtime.embed(path, texts)
+        return specs.resolve(specs.encoder_spec())
 
 
 def warm_up() -> None:

@@ -28,24 +28,25 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 OPSET = 17
-OUTPUT = {"classifier": "logits", "regressor": "logits", "embedder": "last_hidden_state"}
+OUTPUTS = {"classifier": ("logits",), "regressor": ("logits",), "embedder": ("last_hidden_state",),
+           "middle_embedder": ("last_hidden_state", "middle_hidden_state")}
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 class OnnxEncoder:
     """An ONNX Runtime session called like the transformers model it was exported from."""
 
-    def __init__(self, session, config, output: str, file: Path):
+    def __init__(self, session, config, outputs: tuple[str, ...], file: Path):
         self.session = session
         self.config = config
-        self.output = output
+        self.outputs = outputs
         self.file = file
         self.input_names = [i.name for i in session.get_inputs()]
 
     def __call__(self, **encoded):
         feeds = {name: encoded[name].cpu().numpy() for name in self.input_names}
-        (value,) = self.session.run([self.output], feeds)
-        return SimpleNamespace(**{self.output: torch.from_numpy(value)})
+        values = self.session.run(list(self.outputs), feeds)
+        return SimpleNamespace(**{name: torch.from_numpy(v) for name, v in zip(self.outputs, values, strict=True)})
 
 
 def export_dir(path: str | Path) -> Path:
@@ -73,7 +74,7 @@ def load(path: str, kind: str, *, int8: bool) -> OnnxEncoder:
         fp32 = _fresh_export(path, kind, force=True)
         file = _fresh_int8(fp32, force=True) if int8 else fp32
         session = _session(file)
-    return OnnxEncoder(session, AutoConfig.from_pretrained(path), OUTPUT[kind], file)
+    return OnnxEncoder(session, AutoConfig.from_pretrained(path), OUTPUTS[kind], file)
 
 
 def _session(file: Path):
@@ -133,26 +134,29 @@ class _QuantizerChatter(logging.Filter):
 class _ByName(torch.nn.Module):
     """Positional inputs in a fixed order, so the graph's input names are the tokenizer's own."""
 
-    def __init__(self, model, names: list[str], output: str):
+    def __init__(self, model, names: list[str], outputs: tuple[str, ...]):
         super().__init__()
-        self.model, self.names, self.output = model, names, output
+        self.model, self.names, self.outputs = model, names, outputs
 
     def forward(self, *tensors):
-        return getattr(self.model(**dict(zip(self.names, tensors, strict=True))), self.output)
+        result = self.model(**dict(zip(self.names, tensors, strict=True)))
+        return tuple(getattr(result, name) for name in self.outputs)
 
 
 def _export(path: str, kind: str, target: Path) -> None:
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from mlcore.runtime import load_encoder_model
 
     log.info("onnx: exporting %s (%s) to %s", path, kind, target)
-    loader = AutoModel if kind == "embedder" else AutoModelForSequenceClassification
-    model = loader.from_pretrained(path).eval()
+    model = load_encoder_model(path, kind).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     # Traced on a padded batch, so the attention mask's path through the model is in the graph.
     sample = tokenizer(["a short one", "a longer sentence than the first one"], padding=True, return_tensors="pt")
-    names, output = list(sample.keys()), OUTPUT[kind]
+    names, outputs = list(sample.keys()), OUTPUTS[kind]
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes[output] = {0: "batch", 1: "sequence"} if kind == "embedder" else {0: "batch"}
+    for output in outputs:
+        axes[output] = {0: "batch", 1: "sequence"} if kind.endswith("embedder") else {0: "batch"}
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(target)
     try:
@@ -160,8 +164,8 @@ def _export(path: str, kind: str, target: Path) -> None:
             # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript and
             # tracing-time checks on shapes are expected here: both warnings are noise for a fixed encoder.
             warnings.simplefilter("ignore")
-            torch.onnx.export(_ByName(model, names, output), tuple(sample[n] for n in names), str(tmp),
-                              input_names=names, output_names=[output], dynamic_axes=axes, opset_version=OPSET,
+            torch.onnx.export(_ByName(model, names, outputs), tuple(sample[n] for n in names), str(tmp),
+                              input_names=names, output_names=list(outputs), dynamic_axes=axes, opset_version=OPSET,
                               dynamo=False)
         os.replace(tmp, target)
     finally:

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from django.conf import settings
@@ -111,12 +112,42 @@ def _param_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+class WithMiddleLayer(torch.nn.Module):
+    """An encoder that returns its middle layer's hidden states beside its last ones, from one pass.
+
+    The middle layer keeps more of the surface of the writing than the last one, which
+    sentence-embedding training tunes for meaning: essay scores read both (docs/benchmarks.md).
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config = model, model.config
+
+    def forward(self, **encoded):
+        out = self.model(**encoded, output_hidden_states=True)
+        # hidden_states[0] is the embedding layer's output, [i] layer i's: the middle layer, 3 of MiniLM-L6's 6.
+        middle = out.hidden_states[len(out.hidden_states) // 2]
+        return SimpleNamespace(last_hidden_state=out.last_hidden_state, middle_hidden_state=middle)
+
+
+def load_encoder_model(path: str, kind: str):
+    """The transformers model serving `kind` ("embedder", "middle_embedder", "classifier", "regressor")."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    if kind == "embedder":
+        return AutoModel.from_pretrained(path)
+    if kind == "middle_embedder":
+        return WithMiddleLayer(AutoModel.from_pretrained(path))
+    return AutoModelForSequenceClassification.from_pretrained(path)
+
+
 def _load_encoder(path: str, kind: str, device: torch.device) -> Loaded:
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     meta = read_sidecar(path)
-    int8 = device.type == "cpu" and kind in settings.MLCORE_CPU_INT8
+    # The middle-layer embedder is the embedder with one more output: it runs at the embedder's precision.
+    int8 = device.type == "cpu" and kind.removeprefix("middle_") in settings.MLCORE_CPU_INT8
     if device.type == "cpu" and settings.MLCORE_ENCODER_BACKEND == "onnx" and Path(path).is_dir():
         from mlcore import onnx_serving
 
@@ -127,10 +158,7 @@ def _load_encoder(path: str, kind: str, device: torch.device) -> Loaded:
         else:
             meta = {**meta, "backend": "onnx", **({"int8": True} if int8 else {})}
             return Loaded(model, tokenizer, kind, device, model.file.stat().st_size, meta)
-    if kind == "embedder":
-        model = AutoModel.from_pretrained(path)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(path)
+    model = load_encoder_model(path, kind)
     model.to(device).eval()
     nbytes = _param_bytes(model)
     if int8:
@@ -218,15 +246,29 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 def embed(path: str, texts: list[str], *, batch_size: int = 64, max_length: int = 256) -> list[list[float]]:
     """L2-normalised mean-pooled sentence embeddings, in input order."""
-    loaded = encoder(path, "embedder")
-    out: list[list[float] | None] = [None] * len(texts)
+    (vectors,) = _pooled(encoder(path, "embedder"), texts, ("last_hidden_state",), batch_size, max_length)
+    return vectors
+
+
+def embed_with_middle(path: str, texts: list[str], *, batch_size: int = 64,
+                      max_length: int = 256) -> tuple[list[list[float]], list[list[float]]]:
+    """`embed`'s vectors and, from the same pass, the middle layer's (mean-pooled, L2-normalised), in input order."""
+    outputs = ("last_hidden_state", "middle_hidden_state")
+    last, middle = _pooled(encoder(path, "middle_embedder"), texts, outputs, batch_size, max_length)
+    return last, middle
+
+
+def _pooled(loaded: Loaded, texts: list[str], outputs: tuple[str, ...], batch_size: int,
+            max_length: int) -> list[list[list[float]]]:
+    out: list[list] = [[None] * len(texts) for _ in outputs]
     with torch.inference_mode():
         for idx in _length_batches(texts, batch_size):
             enc = _encode(loaded, [texts[i] for i in idx], max_length)
-            hidden = loaded.model(**enc).last_hidden_state
-            vectors = torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]).float(), dim=-1)
-            for i, vector in zip(idx, vectors.cpu().tolist(), strict=True):
-                out[i] = vector
+            result = loaded.model(**enc)
+            for slot, name in zip(out, outputs, strict=True):
+                pooled = mean_pool(getattr(result, name), enc["attention_mask"]).float()
+                for i, vector in zip(idx, torch.nn.functional.normalize(pooled, dim=-1).cpu().tolist(), strict=True):
+                    slot[i] = vector
     return out
 
 

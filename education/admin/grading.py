@@ -69,7 +69,8 @@ class CalibrationAdmin(admin.ModelAdmin):
         if not model.get("coef"):
             return "—"
         kernel = model.get("kernel")
-        text = (f"ridge: {len(model['coef'])} columns, alpha {model['alpha']}, embedding weight "
+        parts = "embedding, middle layer, text features" if model.get("middle") else "embedding, text features"
+        text = (f"ridge: {len(model['coef'])} columns ({parts}), alpha {model['alpha']}, embedding weight "
                 f"{model['embed_weight']}, stretch {model.get('stretch', 1.0)}")
         if kernel:
             text += (f"; kernel ridge averaged in: {len(kernel['rows'])} graded rows, alpha {kernel['alpha']}, "

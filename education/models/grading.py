@@ -74,6 +74,9 @@ class EssayVersion(models.Model):
     text = models.TextField()
     submitted = models.DateTimeField(auto_now_add=True)
     embedding = models.JSONField(null=True, blank=True, help_text="Unit-length sentence embedding of the text")
+    middle_embedding = models.JSONField(
+        null=True, blank=True, help_text="The embedding model's middle layer, mean-pooled (unit length): the scorer "
+        "reads it beside the embedding")
     grading_state = models.CharField(
         max_length=10, choices=GradingState.choices, default=GradingState.PENDING, db_index=True
     )

@@ -35,7 +35,7 @@ def course_assignments_for_student(*, course: Course, user) -> list[Assignment]:
     assignments = list(course.assignments.order_by("created", "pk"))
     essays = {e.assignment_id: e for e in Essay.objects.filter(assignment__course=course, student=user)
               .prefetch_related(Prefetch("versions", queryset=EssayVersion.objects.select_related("grade")
-                                         .defer("embedding", "text").order_by("-number")))}
+                                         .defer("embedding", "middle_embedding", "text").order_by("-number")))}
     for assignment in assignments:
         essay = essays.get(assignment.pk)
         assignment.my_essay = essay
@@ -55,7 +55,8 @@ def grading_rows(*, assignment: Assignment) -> list[GradingRow]:
     """One row per essay: its latest version and grade (one query)."""
     versions = (EssayVersion.objects.filter(essay__assignment=assignment)
                 .select_related("essay__student", "grade", "grade__overridden_by")
-                .defer("embedding", "text", "essay__text").order_by("essay__student__username", "-number"))
+                .defer("embedding", "middle_embedding", "text", "essay__text")
+                .order_by("essay__student__username", "-number"))
     rows, seen = [], {}
     for version in versions:
         if version.essay_id in seen:
@@ -129,8 +130,8 @@ def calibration_panel(*, assignment: Assignment) -> dict:
 
 def essay_page(*, essay: Essay, number: int | None = None) -> dict:
     """Everything the essay page shows for one version: score, traits, highlights, comments, difference."""
-    versions = list(essay.versions.select_related("grade", "grade__overridden_by").defer("embedding")
-                    .order_by("number"))
+    versions = list(essay.versions.select_related("grade", "grade__overridden_by")
+                    .defer("embedding", "middle_embedding").order_by("number"))
     if not versions:
         return {"versions": [], "version": None}
     version = next((v for v in versions if v.number == number), versions[-1]) if number else versions[-1]

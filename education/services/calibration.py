@@ -198,11 +198,12 @@ def calibration_run(*, calibration_id: int, rerun: bool = False) -> str:
         x = np.asarray([feature_row(v, prompt=assignment.prompt) for v in versions])
         y = np.asarray([float(v.grade.teacher_score) for v in versions])
         lo, hi = assignment.score_min, assignment.score_max
-        embed_dims = len(versions[0].embedding)
+        embed_dims = len(versions[0].embedding) + len(versions[0].middle_embedding)
         cv = cross_validate(x, y, lo=lo, hi=hi, folds=MAX_FOLDS, embed_dims=embed_dims)
         calibration.n_graded, calibration.folds = len(versions), cv["folds"]
         calibration.qwk, calibration.rmse = round(cv["qwk"], 4), round(cv["rmse"], 4)
-        calibration.ridge = ridge_select(x, y, embed_dims=embed_dims, lo=lo, hi=hi)
+        # "middle": the rows hold the middle layer after the embedding (scoring builds the same row).
+        calibration.ridge = {**ridge_select(x, y, embed_dims=embed_dims, lo=lo, hi=hi), "middle": True}
         calibration.scorer = Calibration.Scorer.RIDGE
         if calibration.finetune and len(versions) >= MIN_GRADED:
             try:

@@ -80,8 +80,7 @@ def text_features(text: str, items: list[dict] | None = None, *, prompt: str = "
     ]
 
 
-def embed_texts(texts: list[str]) -> list[list[float]]:
-    """One unit-length embedding per text; long texts are the normalised mean of their chunks' embeddings."""
+def _chunks(texts: list[str]) -> tuple[list[str], list[int]]:
     chunks, owners = [], []
     for index, text in enumerate(texts):
         words = text.split()
@@ -89,23 +88,51 @@ def embed_texts(texts: list[str]) -> list[list[float]]:
         for piece in pieces or [text]:
             chunks.append(piece)
             owners.append(index)
-    vectors = np.asarray(ml.embed(chunks), dtype=float)
+    return chunks, owners
+
+
+def _chunk_means(vectors: list[list[float]], owners: list[int], count: int) -> list[list[float]]:
+    """Per text, the normalised mean of its chunks' vectors."""
+    vectors, owners = np.asarray(vectors, dtype=float), np.asarray(owners)
     out = []
-    for index in range(len(texts)):
-        mean = vectors[[i for i, o in enumerate(owners) if o == index]].mean(axis=0)
+    for index in range(count):
+        mean = vectors[owners == index].mean(axis=0)
         norm = np.linalg.norm(mean)
         out.append((mean / norm if norm else mean).round(6).tolist())
     return out
 
 
+def embed_texts(texts: list[str]) -> list[list[float]]:
+    """One unit-length embedding per text; long texts are the normalised mean of their chunks' embeddings."""
+    chunks, owners = _chunks(texts)
+    return _chunk_means(ml.embed(chunks), owners, len(texts))
+
+
+def essay_vectors(texts: list[str]) -> list[tuple[list[float], list[float]]]:
+    """Per text, `embed_texts`' embedding and the embedding model's middle layer, chunked the same way.
+
+    The scorer reads both: on the ASAP dev essays the middle layer beside the last is worth +0.006 QWK
+    (docs/benchmarks.md), the surface of the writing that the last layer, tuned for meaning, smooths away.
+    """
+    chunks, owners = _chunks(texts)
+    last, middle = ml.embed_with_middle(chunks)
+    return list(zip(_chunk_means(last, owners, len(texts)), _chunk_means(middle, owners, len(texts)), strict=True))
+
+
 def versions_embed(versions: list[EssayVersion]) -> None:
-    """Fill in the embedding of each version that has none (one batched call)."""
-    missing = [v for v in versions if v.embedding is None]
+    """Fill in the embeddings (last and middle layer) of each version missing one (one batched call).
+
+    An embedding already stored is kept (the middle layer is added to versions embedded before it was stored).
+    """
+    missing = [v for v in versions if v.embedding is None or v.middle_embedding is None]
     if not missing:
         return
-    for version, vector in zip(missing, embed_texts([v.text for v in missing]), strict=True):
-        version.embedding = vector
-        EssayVersion.objects.filter(pk=version.pk).update(embedding=vector)
+    for version, (last, middle) in zip(missing, essay_vectors([v.text for v in missing]), strict=True):
+        if version.embedding is None:
+            version.embedding = last
+        version.middle_embedding = middle
+        EssayVersion.objects.filter(pk=version.pk).update(
+            embedding=version.embedding, middle_embedding=version.middle_embedding)
 
 
 # --- ridge regression -----------------------------------------------------------------------------
@@ -195,7 +222,14 @@ def clip_round(value: float, lo: int, hi: int) -> int:
 
 
 def feature_row(version: EssayVersion, items: list[dict] | None = None, *, prompt: str = "") -> list[float]:
-    return [*version.embedding, *text_features(version.text, items, prompt=prompt)]
+    """What a calibration fits on: the embedding, the middle layer's and the text features."""
+    return scoring_row(version, text_features(version.text, items, prompt=prompt), middle=True)
+
+
+def scoring_row(version: EssayVersion, features: list[float], *, middle: bool) -> list[float]:
+    """A scorer's input row. Calibrations fitted before the middle layer was stored (no "middle" in the model)
+    read the embedding and the features only."""
+    return [*version.embedding, *(version.middle_embedding if middle else []), *features]
 
 
 # --- scoring --------------------------------------------------------------------------------------
@@ -295,7 +329,8 @@ def grade_values(version: EssayVersion, context: ScoringContext) -> dict:
         raw, scorer = ml.score(ml.Task.ESSAY_SCORE, [version.text], scope=assignment.scope)[0], "finetuned"
         model_version = calibration.model_version
     else:
-        raw = float(ridge_predict(calibration.ridge, np.asarray([[*version.embedding, *features]]))[0])
+        row = scoring_row(version, features, middle=bool(calibration.ridge.get("middle")))
+        raw = float(ridge_predict(calibration.ridge, np.asarray([row]))[0])
         scorer = "ridge"
     score = clip_round(raw, lo, hi)
     vector = np.asarray(version.embedding)

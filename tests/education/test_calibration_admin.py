@@ -23,8 +23,12 @@ def test_the_change_page_summarises_the_kernel_model(admin_client, assignment):
     response = admin_client.get(reverse("admin:education_calibration_change", args=[calibration.pk]))
     body = response.content.decode()
     assert response.status_code == 200
-    assert "ridge: 3 columns" in body and "kernel ridge averaged in: 60 graded rows" in body
+    assert "ridge: 3 columns (embedding, text features)" in body  # fitted before the middle layer was stored
+    assert "kernel ridge averaged in: 60 graded rows" in body
     assert "dual" not in body  # the stored model itself is not on the page
+    Calibration.objects.filter(pk=calibration.pk).update(ridge={**calibration.ridge, "middle": True})
+    body = admin_client.get(reverse("admin:education_calibration_change", args=[calibration.pk])).content.decode()
+    assert "ridge: 3 columns (embedding, middle layer, text features)" in body
 
 
 def test_the_list_does_not_read_the_fitted_models(admin_client, assignment):

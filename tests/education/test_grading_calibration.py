@@ -58,7 +58,8 @@ def test_calibration_fits_ridge_and_rescores(assignment, make_essay, teacher, em
     assert calibration.calibration_run(calibration_id=cal.pk) == "claimed elsewhere"
     cal.refresh_from_db()
     assert cal.n_graded == 8 and cal.folds == 5 and cal.scorer == "ridge"
-    assert -1 <= cal.qwk <= 1 and cal.rmse >= 0 and len(cal.ridge["coef"]) == 32 + 13
+    # The rows: the embedding, the middle layer's (32 each from the tiny encoder) and the 13 text features.
+    assert -1 <= cal.qwk <= 1 and cal.rmse >= 0 and len(cal.ridge["coef"]) == 32 + 32 + 13 and cal.ridge["middle"]
     assert "fewer than 10 graded essays" in cal.scorer_reason  # fine-tune asked, but too few grades
     assert ("averaged with a kernel ridge" in cal.scorer_reason) == ("kernel" in cal.ridge)
     assert not TrainingJob.objects.exists()
@@ -107,3 +108,43 @@ def test_suggestions_prefer_essays_unlike_the_graded_ones(assignment, make_essay
     picks = calibration.grading_suggestions(assignment=assignment, limit=2)
     assert [p.pk for p in picks][0] == far.pk and {p.pk for p in picks} == {near.pk, far.pk}
     assert Calibration.objects.count() == 0
+
+
+def test_a_calibration_fitted_before_the_middle_layer_scores_on_its_own_columns(assignment, make_essay, teacher,
+                                                                               embedder):
+    graded_set(assignment, make_essay, teacher, 8)
+    versions = calibration.graded_versions(assignment)
+    rows = np.asarray([[*v.embedding, *grading.text_features(v.text, prompt=assignment.prompt)] for v in versions])
+    y = np.asarray([float(v.grade.teacher_score) for v in versions])
+    old = calibration.ridge_select(rows, y, embed_dims=32, lo=1, hi=6)  # as stored before: no "middle"
+    Calibration.objects.create(assignment=assignment, state=Calibration.State.DONE, n_graded=8, qwk=0.9,
+                               rmse=0.5, ridge=old, scorer=Calibration.Scorer.RIDGE)
+    essay = make_essay(assignment, essay_of_quality(4, 41))
+
+    grade = grading.version_grade(version_id=essay.pk)
+
+    essay.refresh_from_db()
+    result = grading.fb.essay_feedback(essay.text, prompt=assignment.prompt, rubric=assignment.rubric)
+    expected = grading.ridge_predict(old, np.asarray([[*essay.embedding, *grading.text_features(essay.text,
+                                                                                                  result.items)]]))
+    assert grade.scorer == "ridge" and grade.raw_score == pytest.approx(float(expected[0]), abs=1e-4)
+    with_middle = np.asarray([[*essay.embedding, *essay.middle_embedding,
+                               *grading.text_features(essay.text, result.items)]])
+    assert float(grading.ridge_predict(old, with_middle)[0]) != pytest.approx(grade.raw_score, abs=1e-4)
+
+
+def test_versions_embedded_before_the_middle_layer_get_it_and_keep_their_embedding(assignment, make_essay,
+                                                                                  embedder):
+    old, fresh = make_essay(assignment, essay_of_quality(3, 1)), make_essay(assignment, essay_of_quality(5, 2))
+    kept = [0.5] * 32  # not what the tiny encoder gives: proves the stored embedding is not recomputed
+    type(old).objects.filter(pk=old.pk).update(embedding=kept)
+    old.refresh_from_db()
+
+    grading.versions_embed([old, fresh])
+
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert old.embedding == kept and len(old.middle_embedding) == 32
+    (last, middle), = grading.essay_vectors([fresh.text])
+    assert fresh.embedding == last and fresh.middle_embedding == middle and last != middle
+    assert np.linalg.norm(middle) == pytest.approx(1, abs=1e-5)

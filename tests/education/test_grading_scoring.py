@@ -27,7 +27,7 @@ def test_version_grade_scores_in_range_with_traits_and_feedback(assignment, make
     assert {("spelling", "becuase"), ("grammar", "alot"), ("grammar", "the the"), ("capitalization", "i")} <= flagged
     assert grade.statistics["words"] == 17
     version.refresh_from_db()
-    assert version.grading_state == "done" and len(version.embedding) == 32
+    assert version.grading_state == "done" and len(version.embedding) == len(version.middle_embedding) == 32
 
 
 def test_version_grade_runs_once(assignment, make_essay, embedder):

@@ -96,6 +96,32 @@ def test_onnx_regresses_and_embeds_like_torch(backend, tiny_regressor_dir, tiny_
         assert mine == pytest.approx(theirs, abs=1e-4)
 
 
+def test_the_middle_layer_comes_with_the_last_from_one_pass_through_torch_and_onnx(backend, tiny_encoder_dir):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(tiny_encoder_dir)
+    backend("torch")
+    last, middle = runtime.embed_with_middle(path, TEXTS)
+    assert last == runtime.embed(path, TEXTS)
+    # By hand: layer 1 of the tiny encoder's 2 (hidden_states[0] is the embedding layer), mean-pooled, normalised.
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    with torch.no_grad():
+        enc = tokenizer([TEXTS[1]], return_tensors="pt", truncation=True, max_length=128)
+        hidden = model(**enc, output_hidden_states=True).hidden_states[1]
+    expected = torch.nn.functional.normalize(hidden.mean(dim=1), dim=-1)[0].tolist()
+    assert middle[1] == pytest.approx(expected, abs=1e-5) and middle[1] != pytest.approx(last[1], abs=1e-3)
+
+    backend("onnx")
+    onnx_last, onnx_middle = runtime.embed_with_middle(path, TEXTS)
+    loaded = runtime.encoder(path, "middle_embedder")
+    assert loaded.meta["backend"] == "onnx" and loaded.model.file.name == "middle_embedder.onnx"
+    for mine, theirs in zip([*onnx_last, *onnx_middle], [*last, *middle], strict=True):
+        assert mine == pytest.approx(theirs, abs=1e-4)
+    backend("onnx", int8=("embedder",))  # the middle-layer graph runs at the embedder's precision
+    assert runtime.encoder(path, "middle_embedder").model.file.name == "middle_embedder.int8.onnx"
+
+
 def test_the_export_is_reused_and_redone_when_the_model_changes(backend, tiny_classifier_dir, tmp_path):
     model_dir = shutil.copytree(tiny_classifier_dir, tmp_path / "model")
     backend("onnx")
