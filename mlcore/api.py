@@ -15,8 +15,8 @@ from mlcore.specs import ModelNotReady
 
 __all__ = [
     "ModelNotReady", "NoActiveVersion", "RegistryError", "Task",
-    "predict", "score", "embed", "generate", "start_finetune", "finetune_now", "evaluate", "version_path",
-    "active_version", "dataset_create", "activate", "count_tokens", "context_window",
+    "predict", "score", "embed", "embed_with_middle", "generate", "start_finetune", "finetune_now", "evaluate",
+    "version_path", "active_version", "dataset_create", "activate", "count_tokens", "context_window",
 ]
 
 
