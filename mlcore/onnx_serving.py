@@ -25,11 +25,11 @@ from types import SimpleNamespace
 import torch
 from django.conf import settings
 
+from mlcore.runtime import KIND_OUTPUTS, load_encoder_model, per_token
+
 log = logging.getLogger(__name__)
 
 OPSET = 17
-OUTPUTS = {"classifier": ("logits",), "regressor": ("logits",), "embedder": ("last_hidden_state",),
-           "middle_embedder": ("last_hidden_state", "middle_hidden_state")}
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
@@ -74,7 +74,7 @@ def load(path: str, kind: str, *, int8: bool) -> OnnxEncoder:
         fp32 = _fresh_export(path, kind, force=True)
         file = _fresh_int8(fp32, force=True) if int8 else fp32
         session = _session(file)
-    return OnnxEncoder(session, AutoConfig.from_pretrained(path), OUTPUTS[kind], file)
+    return OnnxEncoder(session, AutoConfig.from_pretrained(path), KIND_OUTPUTS[kind], file)
 
 
 def _session(file: Path):
@@ -146,17 +146,15 @@ class _ByName(torch.nn.Module):
 def _export(path: str, kind: str, target: Path) -> None:
     from transformers import AutoTokenizer
 
-    from mlcore.runtime import load_encoder_model
-
     log.info("onnx: exporting %s (%s) to %s", path, kind, target)
     model = load_encoder_model(path, kind).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     # Traced on a padded batch, so the attention mask's path through the model is in the graph.
     sample = tokenizer(["a short one", "a longer sentence than the first one"], padding=True, return_tensors="pt")
-    names, outputs = list(sample.keys()), OUTPUTS[kind]
+    names, outputs = list(sample.keys()), KIND_OUTPUTS[kind]
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     for output in outputs:
-        axes[output] = {0: "batch", 1: "sequence"} if kind.endswith("embedder") else {0: "batch"}
+        axes[output] = {0: "batch", 1: "sequence"} if per_token(output) else {0: "batch"}
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(target)
     try:

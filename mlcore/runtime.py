@@ -112,6 +112,18 @@ def _param_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+# What the model serving each kind returns, by name: `embed` and friends read these outputs, and the ONNX graphs
+# (mlcore.onnx_serving) export them under the same names. A hidden state has one vector a token.
+KIND_OUTPUTS = {"classifier": ("logits",), "regressor": ("logits",), "embedder": ("last_hidden_state",),
+                "middle_embedder": ("last_hidden_state", "middle_hidden_state")}
+# The middle-layer embedder is the embedder with one more output: it runs at the embedder's precision.
+PRECISION_KIND = {"middle_embedder": "embedder"}
+
+
+def per_token(output: str) -> bool:
+    return output.endswith("hidden_state")
+
+
 class WithMiddleLayer(torch.nn.Module):
     """An encoder that returns its middle layer's hidden states beside its last ones, from one pass.
 
@@ -146,8 +158,7 @@ def _load_encoder(path: str, kind: str, device: torch.device) -> Loaded:
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     meta = read_sidecar(path)
-    # The middle-layer embedder is the embedder with one more output: it runs at the embedder's precision.
-    int8 = device.type == "cpu" and kind.removeprefix("middle_") in settings.MLCORE_CPU_INT8
+    int8 = device.type == "cpu" and PRECISION_KIND.get(kind, kind) in settings.MLCORE_CPU_INT8
     if device.type == "cpu" and settings.MLCORE_ENCODER_BACKEND == "onnx" and Path(path).is_dir():
         from mlcore import onnx_serving
 
@@ -246,20 +257,20 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 def embed(path: str, texts: list[str], *, batch_size: int = 64, max_length: int = 256) -> list[list[float]]:
     """L2-normalised mean-pooled sentence embeddings, in input order."""
-    (vectors,) = _pooled(encoder(path, "embedder"), texts, ("last_hidden_state",), batch_size, max_length)
+    (vectors,) = _pooled(encoder(path, "embedder"), texts, batch_size, max_length)
     return vectors
 
 
 def embed_with_middle(path: str, texts: list[str], *, batch_size: int = 64,
                       max_length: int = 256) -> tuple[list[list[float]], list[list[float]]]:
     """`embed`'s vectors and, from the same pass, the middle layer's (mean-pooled, L2-normalised), in input order."""
-    outputs = ("last_hidden_state", "middle_hidden_state")
-    last, middle = _pooled(encoder(path, "middle_embedder"), texts, outputs, batch_size, max_length)
+    last, middle = _pooled(encoder(path, "middle_embedder"), texts, batch_size, max_length)
     return last, middle
 
 
-def _pooled(loaded: Loaded, texts: list[str], outputs: tuple[str, ...], batch_size: int,
-            max_length: int) -> list[list[list[float]]]:
+def _pooled(loaded: Loaded, texts: list[str], batch_size: int, max_length: int) -> list[list[list[float]]]:
+    """Each of the loaded embedder's outputs (KIND_OUTPUTS) mean-pooled and L2-normalised, in input order."""
+    outputs = KIND_OUTPUTS[loaded.kind]
     out: list[list] = [[None] * len(texts) for _ in outputs]
     with torch.inference_mode():
         for idx in _length_batches(texts, batch_size):

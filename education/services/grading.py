@@ -102,14 +102,10 @@ def _chunk_means(vectors: list[list[float]], owners: list[int], count: int) -> l
     return out
 
 
-def embed_texts(texts: list[str]) -> list[list[float]]:
-    """One unit-length embedding per text; long texts are the normalised mean of their chunks' embeddings."""
-    chunks, owners = _chunks(texts)
-    return _chunk_means(ml.embed(chunks), owners, len(texts))
-
-
 def essay_vectors(texts: list[str]) -> list[tuple[list[float], list[float]]]:
-    """Per text, `embed_texts`' embedding and the embedding model's middle layer, chunked the same way.
+    """Per text, its unit-length embedding and the embedding model's middle layer, mean-pooled the same way.
+
+    A text longer than EMBED_CHUNK_WORDS is embedded in chunks and gets the normalised mean of their vectors.
 
     The scorer reads both: on the ASAP dev essays the middle layer beside the last is worth +0.006 QWK
     (docs/benchmarks.md), the surface of the writing that the last layer, tuned for meaning, smooths away.
@@ -250,7 +246,8 @@ def scoring_context(assignment: Assignment) -> ScoringContext:
         Calibration.objects.filter(assignment=assignment, state=Calibration.State.DONE)
         .select_related("model_version").order_by("-finished", "-pk").first()
     )
-    prompt_embedding = embed_texts([assignment.prompt])[0]
+    # Through the essays' own graph (last and middle layer), so a worker that grades holds one session of the model.
+    prompt_embedding = essay_vectors([assignment.prompt])[0][0]
     graded = [v.embedding for v in EssayVersion.objects.filter(
         essay__assignment=assignment, grade__teacher_score__isnull=False, embedding__isnull=False).only("embedding")]
     return ScoringContext(assignment, calibration, prompt_embedding, graded)

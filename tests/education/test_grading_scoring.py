@@ -30,6 +30,18 @@ def test_version_grade_scores_in_range_with_traits_and_feedback(assignment, make
     assert version.grading_state == "done" and len(version.embedding) == len(version.middle_embedding) == 32
 
 
+def test_grading_loads_one_embedding_model_for_prompt_and_essay(assignment, make_essay, embedder):
+    from mlcore import api as ml
+    from mlcore import runtime
+
+    runtime.cache.clear()
+    grading.version_grade(version_id=make_essay(assignment, GOOD).pk)
+    assert {key[2] for key in runtime.cache.keys() if key[0] == "encoder"} == {"middle_embedder"}
+    # the prompt's vector from that graph is the plain embedder's
+    prompt = grading.scoring_context(assignment).prompt_embedding
+    assert prompt == pytest.approx(ml.embed([assignment.prompt])[0], abs=1e-5)
+
+
 def test_version_grade_runs_once(assignment, make_essay, embedder):
     version = make_essay(assignment, GOOD)
     first = grading.version_grade(version_id=version.pk)
