@@ -1,5 +1,7 @@
 """Reads of the model registry."""
 
+import math
+
 from django.db.models import QuerySet
 
 from mlcore.models import TASK_FAMILIES, Dataset, Family, ModelVersion, Task, TrainingJob
@@ -216,13 +218,25 @@ def job_progress(*, job: TrainingJob) -> dict:
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "log_tail": job.log_tail,
         "error": job.error,
-        "history": job.history,
         "epochs": [{"epoch": e.get("epoch"), "values": [e.get(k) for k in epoch_keys]} for e in epochs],
         "epoch_keys": epoch_keys,
         "epoch_labels": [metric_label(key) for key in epoch_keys],
         "result_version_id": job.result_version_id,
         "chart": _job_chart(job.history, TASK_FAMILIES[Task(job.task)]),
     }
+
+
+CHART_MAX_POINTS = 400  # the loss line the job page polls every 2 s, however many steps a long job reports
+
+
+def _thinned(steps: list[int], losses: list[float]) -> tuple[list[int], list[float]]:
+    """At most CHART_MAX_POINTS points: runs of consecutive reports averaged, each drawn at its last step."""
+    if len(steps) <= CHART_MAX_POINTS:
+        return steps, losses
+    size = math.ceil(len(steps) / CHART_MAX_POINTS)
+    starts = range(0, len(steps), size)
+    return ([steps[min(i + size, len(steps)) - 1] for i in starts],
+            [sum(losses[i : i + size]) / len(losses[i : i + size]) for i in starts])
 
 
 def _job_chart(history: list[dict], family: str) -> dict | None:
@@ -242,6 +256,7 @@ def _job_chart(history: list[dict], family: str) -> dict | None:
     if not steps and not epoch_x:
         return None
     label = metric_label(metric)
+    steps, losses = _thinned(steps, losses)
     data = [{"type": "scatter", "mode": "lines", "name": "training loss", "x": steps, "y": losses,
              "hovertemplate": "step %{x}<br>loss %{y:.4f}<extra></extra>"}]
     layout = {

@@ -510,16 +510,33 @@ def test_status_json_has_what_the_page_polls(client_with_roles, sentiment_datase
     assert response["Content-Type"] == "application/json"
     assert "no-cache" in response["Cache-Control"]
     status = response.json()
-    assert {"state", "progress", "attempts", "log_tail", "error", "history", "result_version_url", "chart"} <= set(
-        status
-    )
+    assert {"state", "progress", "attempts", "log_tail", "error", "result_version_url", "chart"} <= set(status)
+    assert "history" not in status  # the page draws the chart and the epochs table; the raw history is not sent
     assert (status["state"], status["active"], status["progress"], status["attempts"]) == ("succeeded", False, 100, 1)
-    assert (status["log_tail"], status["error"], status["history"]) == ("done\n", "", HISTORY)
+    assert (status["log_tail"], status["error"]) == ("done\n", "")
     assert status["result_version_url"] == reverse("mlcore:task", args=["finance.sentiment"]) + f"#version-{result.pk}"
     loss, score = status["chart"]["data"]
     assert (loss["x"], loss["y"]) == ([1, 2, 3, 4], [1.1, 0.9, 0.7, 0.6])
     assert (score["x"], score["y"], score["yaxis"]) == ([2, 4], [0.4, 0.7], "y2")
     assert status["epoch_keys"] == ["train_loss", "seconds", "val_accuracy", "val_macro_f1", "val_n"]
+
+
+def test_a_long_jobs_loss_line_is_averaged_down_for_the_page(client_with_roles, sentiment_dataset):
+    from mlcore import selectors
+
+    steps = [{"step": 5 * i, "epoch": 1 + i // 500, "loss": float(i % 2)} for i in range(1, 1001)]  # 1,000 reports
+    history = [*steps[:500], {"epoch": 1, "train_loss": 0.5, "val_macro_f1": 0.6}, *steps[500:]]
+    job = TrainingJob.objects.create(task=Task.FINANCE_SENTIMENT, dataset=sentiment_dataset, state="running",
+                                     history=history)
+    status = client_with_roles(Role.OPERATOR).get(reverse("mlcore:job_status", args=[job.pk])).json()
+    loss, score = status["chart"]["data"]
+    assert len(loss["x"]) == 334 <= selectors.CHART_MAX_POINTS  # runs of 3 reports (1,000 / 400, rounded up)
+    assert loss["x"][:2] == [15, 30] and loss["x"][-1] == 5000  # each run at its last step, the last step kept
+    assert loss["y"][:2] == [pytest.approx(2 / 3), pytest.approx(1 / 3)]  # losses 1, 0, 1 then 0, 1, 0
+    assert (score["x"], score["y"]) == ([2500], [0.6])  # the epoch marker stays at its own step
+    short = TrainingJob.objects.create(task=Task.FINANCE_SENTIMENT, dataset=sentiment_dataset, history=steps[:400])
+    status = client_with_roles(Role.OPERATOR).get(reverse("mlcore:job_status", args=[short.pk])).json()
+    assert status["chart"]["data"][0]["x"] == [5 * i for i in range(1, 401)]  # up to 400 reports: drawn as they are
 
 
 def test_status_json_of_a_queued_regressor_job(client_with_roles, mlcore_home):
