@@ -2,6 +2,7 @@
 
 import logging
 import shutil
+import time
 import traceback
 import uuid
 from datetime import timedelta
@@ -21,6 +22,9 @@ from mlcore.signals import model_version_activated
 log = logging.getLogger(__name__)
 
 LOG_TAIL_CHARS = 8000
+# A training step's report reaches the job row at most this often (the job page polls every 2 s); epochs and the
+# last steps before them are written at once. A fast GPU job would otherwise rewrite its history many times a second.
+STEP_WRITE_SECONDS = 2.0
 
 
 class RegistryError(ValueError):
@@ -199,10 +203,13 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
     work_dir.mkdir(parents=True, exist_ok=True)
     family = TASK_FAMILIES[Task(job.task)]
     history = list(job.history)
-    last_cancel_check = [0.0]
+    last_cancel_check, last_step_write = [0.0], [float("-inf")]  # the first step report is written at once
 
     def on_step(event):
         history.append({k: event[k] for k in ("step", "epoch", "loss")})
+        if time.monotonic() - last_step_write[0] < STEP_WRITE_SECONDS:
+            return
+        last_step_write[0] = time.monotonic()
         TrainingJob.objects.filter(pk=job.pk).update(
             progress=min(max(event["progress"], 0.0), 99.0), history=history, heartbeat_at=timezone.now()
         )
@@ -214,8 +221,6 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
         _append_log(job.pk, f"epoch {event['epoch']}: {shown}")
 
     def should_cancel():
-        import time  # noqa: PLC0415
-
         if time.monotonic() - last_cancel_check[0] < 1.0:
             return False
         last_cancel_check[0] = time.monotonic()
@@ -242,14 +247,16 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
                 base_spec=base_spec,
             )
     except TrainingCancelled:
-        TrainingJob.objects.filter(pk=job.pk).update(state=TrainingJob.State.CANCELLED, finished_at=timezone.now())
+        TrainingJob.objects.filter(pk=job.pk).update(state=TrainingJob.State.CANCELLED, history=history,
+                                                     finished_at=timezone.now())
         _append_log(job.pk, "cancelled by an operator")
         shutil.rmtree(work_dir, ignore_errors=True)
         return "cancelled"
     except Exception as exc:
         _append_log(job.pk, "failed:\n" + "".join(traceback.format_exception(exc))[-3000:])
         TrainingJob.objects.filter(pk=job.pk).update(
-            state=TrainingJob.State.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+            state=TrainingJob.State.FAILED, error=f"{type(exc).__name__}: {exc}", history=history,
+            finished_at=timezone.now()
         )
         return "failed"
 
@@ -269,8 +276,8 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
             name=f"{job.dataset.name} (job {job.pk})",
         )
         TrainingJob.objects.filter(pk=job.pk).update(
-            state=TrainingJob.State.SUCCEEDED, progress=100.0, result_version=version, finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
+            state=TrainingJob.State.SUCCEEDED, progress=100.0, result_version=version, history=history,
+            finished_at=timezone.now(), heartbeat_at=timezone.now(),
         )
     _append_log(job.pk, f"done: version {version.pk} registered ({', '.join(f'{k}={v}' for k, v in metrics.items())})")
     shutil.rmtree(work_dir, ignore_errors=True)

@@ -135,6 +135,31 @@ def test_finetune_run_trains_registers_and_is_not_run_twice(sentiment_dataset, t
     assert (services.specs.artifact_dir(v.artifact_path) / "parlance.json").exists()
 
 
+@pytest.mark.parametrize("seconds", [0.0, 3600.0])
+def test_step_reports_reach_the_row_at_most_every_few_seconds_and_none_is_lost(
+        seconds, sentiment_dataset, tiny_encoder_spec, monkeypatch, django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(services, "STEP_WRITE_SECONDS", seconds)
+    with django_capture_on_commit_callbacks(execute=False):
+        job = services.finetune_start(task=Task.FINANCE_SENTIMENT, dataset=sentiment_dataset,
+                                      params={"epochs": 2, "batch_size": 4})
+    with CaptureQueriesContext(connection) as queries:
+        assert services.finetune_run(job_id=job.pk) == "succeeded"
+    job.refresh_from_db()
+    steps = [h["step"] for h in job.history if "step" in h]
+    step_writes = [q for q in queries.captured_queries
+                   if q["sql"].startswith('UPDATE "mlcore_trainingjob"') and '"progress" = ' in q["sql"]
+                   and '"result_version_id"' not in q["sql"]]
+    # Batches of 4; a step report every 5 steps and at the end of each epoch.
+    per_epoch = -(-sentiment_dataset.split_counts["train"] // 4)
+    expected = [s for s in range(1, 2 * per_epoch + 1) if s % 5 == 0 or s % per_epoch == 0]
+    assert steps == expected and len(steps) >= 4 and [h["epoch"] for h in job.history if "train_loss" in h] == [1, 2]
+    # every report written as it came, or only the first (the rest with the epochs and the end): all are kept
+    assert len(step_writes) == (len(steps) if seconds == 0 else 1)
+
+
 def test_a_failing_job_ends_failed_with_its_reason(sentiment_dataset, monkeypatch, tmp_path,
                                                   django_capture_on_commit_callbacks):
     monkeypatch.setenv("MLCORE_ENCODER", str(tmp_path / "no-model-here"))
