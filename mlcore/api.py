@@ -9,14 +9,14 @@ from collections.abc import Iterator
 
 from mlcore import specs
 from mlcore.models import Family, ModelVersion, Task, TrainingJob
-from mlcore.selectors import NoActiveVersion, active_version
+from mlcore.selectors import NoActiveVersion, active_version, dataset_rows
 from mlcore.services import RegistryError, dataset_create, finetune_run, finetune_start, model_version_activate
 from mlcore.specs import ModelNotReady
 
 __all__ = [
     "ModelNotReady", "NoActiveVersion", "RegistryError", "Task",
     "predict", "score", "embed", "embed_with_middle", "generate", "start_finetune", "finetune_now", "evaluate",
-    "version_path", "active_version", "dataset_create", "activate", "count_tokens", "context_window",
+    "version_path", "active_version", "dataset_create", "dataset_rows", "activate", "count_tokens", "context_window",
 ]
 
 
@@ -148,7 +148,6 @@ def evaluate(version: ModelVersion, dataset, *, split: str | None = "test", prog
     is called as batches finish.
     """
     from mlcore import metrics, runtime
-    from mlcore.selectors import dataset_rows
 
     rows = dataset_rows(dataset=dataset, split=split)
     if not rows:

@@ -118,6 +118,10 @@ class Calibration(models.Model):
     qwk = models.FloatField(null=True, blank=True, help_text="Cross-validated QWK of the ridge scorer")
     rmse = models.FloatField(null=True, blank=True, help_text="Cross-validated RMSE of the ridge scorer")
     ridge = models.JSONField(default=dict, blank=True, help_text="{coef, intercept, mean, scale, alpha}")
+    cv_predictions = models.JSONField(
+        default=list, blank=True,
+        help_text="The ridge scorer's cross-validated score of each graded essay, in the order the fine-tune's "
+                  "dataset lists them (its line k is essay k)")
     finetune = models.BooleanField(default=False, help_text="Also fine-tune the encoder through mlcore")
     training_job = models.ForeignKey(
         "mlcore.TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -58,6 +58,7 @@ def test_calibration_fits_ridge_and_rescores(assignment, make_essay, teacher, em
     assert calibration.calibration_run(calibration_id=cal.pk) == "claimed elsewhere"
     cal.refresh_from_db()
     assert cal.n_graded == 8 and cal.folds == 5 and cal.scorer == "ridge"
+    assert len(cal.cv_predictions) == 8 and all(1 <= p <= 6 for p in cal.cv_predictions)  # one per graded essay
     # The rows: the embedding, the middle layer's (32 each from the tiny encoder) and the 13 text features.
     assert -1 <= cal.qwk <= 1 and cal.rmse >= 0 and len(cal.ridge["coef"]) == 32 + 32 + 13 and cal.ridge["middle"]
     assert "fewer than 10 graded essays" in cal.scorer_reason  # fine-tune asked, but too few grades
@@ -97,6 +98,57 @@ def test_fine_tune_is_activated_for_the_assignment_scope(assignment, make_essay,
     assert cal.scorer in {"ridge", "finetuned"} and "QWK" in cal.scorer_reason
     scorers = set(Grade.objects.filter(version__essay__assignment=assignment).values_list("scorer", flat=True))
     assert scorers == {cal.scorer}
+
+
+def test_the_fine_tune_is_compared_with_ridge_on_its_own_validation_essays(assignment, make_essay, teacher,
+                                                                           embedder, mlcore_home):
+    """The fine-tune's QWK comes from its validation split, a tenth of the grades; ridge's is measured on those
+    same essays (its cross-validated predictions of them), not on all of them."""
+    import json
+
+    from mlcore import api as ml
+    from mlcore.models import Family
+
+    graded_set(assignment, make_essay, teacher, 8)
+    lines = [{"text": " ".join(f"word{i}x{j}" for j in range(8)), "target": 1 + i % 6} for i in range(60)]
+    dataset = ml.dataset_create(name="grades", kind="regression", filename="grades.jsonl", min_chars=1,
+                                data="".join(json.dumps(line) + "\n" for line in lines).encode())
+    held = [row["line"] for row in ml.dataset_rows(dataset=dataset, split="validation")]
+    assert len(held) >= calibration.FINETUNE_MIN_VALIDATION
+
+    def finish(*, overall: float, on_held: dict[int, int] | None, finetuned: float) -> Calibration:
+        first = calibration.calibration_start(assignment=assignment, user=teacher, finetune=False)
+        calibration.calibration_run(calibration_id=first.pk)  # a real ridge fit, to score with
+        first.refresh_from_db()
+        predictions = [1] * len(lines)
+        for line, score in (on_held or {}).items():
+            predictions[line - 1] = score
+        version = ModelVersion.objects.create(
+            task=Task.ESSAY_SCORE, scope=assignment.scope, family=Family.REGRESSOR, base_spec=embedder, state="ready",
+            metrics={"qwk": finetuned, "n": len(held)})
+        job = TrainingJob.objects.create(task=Task.ESSAY_SCORE, dataset=dataset, state="succeeded",
+                                         result_version=version)
+        Calibration.objects.filter(pk=first.pk).update(
+            state=Calibration.State.TRAINING, qwk=overall, training_job=job,
+            cv_predictions=predictions if on_held is not None else [])
+        assert calibration.calibration_finish(calibration_id=first.pk) == "done"
+        first.refresh_from_db()
+        return first
+
+    target = {line: lines[line - 1]["target"] for line in held}
+    # Ridge is weak overall (0.10) but exact on the fine-tune's essays: it stays (the old rule took the fine-tune).
+    kept = finish(overall=0.1, on_held=target, finetuned=0.8)
+    assert kept.scorer == "ridge" and kept.finetuned_qwk == 0.8
+    assert "(1.00 on the same essays) is not beaten by the fine-tuned encoder (QWK 0.80" in kept.scorer_reason
+    # Ridge is strong overall (0.90) but wrong on the fine-tune's essays: the fine-tune scores (the old rule: ridge).
+    wrong = {line: 7 - score for line, score in target.items()}
+    switched = finish(overall=0.9, on_held=wrong, finetuned=0.8)
+    assert switched.scorer == "finetuned" and "on the same essays" in switched.scorer_reason
+    assert set(Grade.objects.filter(version__essay__assignment=assignment).values_list("scorer", flat=True)) == {
+        "finetuned"}
+    # A calibration started before the predictions were kept compares with its overall figure, as before.
+    before = finish(overall=0.9, on_held=None, finetuned=0.8)
+    assert before.scorer == "ridge" and "(0.90 on all your grades)" in before.scorer_reason
 
 
 def test_suggestions_prefer_essays_unlike_the_graded_ones(assignment, make_essay, teacher, embedder):
