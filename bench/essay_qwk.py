@@ -14,7 +14,15 @@ Protocol:
    ridge averaged in when the same folds say it helps, and the stretch that widens its predictions around the
    mean grade), predictions clipped and rounded to the prompt's range with `grading.clip_round`. QWK per prompt
    (mean over folds), the average over prompts and the worst prompt.
-4. Calibration curve (fold 0 by default): for n = 10, 25, 50, 100 graded essays drawn (seeded) from the
+4. With `--finetune`, also the calibration's encoder fine-tune for each prompt and fold, as the app runs it: the
+   train ids written as a teacher's grades (JSON Lines, oldest first), read, cleaned, deduplicated and split by
+   mlcore's own pipeline (80% training, 10% validation choosing the epoch), `mlcore.training.train_encoder` with
+   `calibration.FINETUNE_PARAMS`, the dev and test ids scored by `mlcore.runtime.regress`. Reported beside the
+   ridge: the fine-tune alone, and the scorer the calibration would choose (the fine-tune only where its
+   validation QWK beats the ridge's cross-validated QWK on the same validation essays,
+   `calibration.agreement_on_rows`) with its test QWK. Slow on CPU: 10-15 min a prompt and fold for the short
+   essays of prompts 3-6, longer for the others.
+5. Calibration curve (fold 0 by default): for n = 10, 25, 50, 100 graded essays drawn (seeded) from the
    training ids, the app's calibration path (`cross_validate` for the QWK the teacher is shown, `ridge_select`
    for the scorer), QWK on the fold's test ids, averaged over prompts and over `--curve-draws` draws.
 
@@ -28,7 +36,7 @@ BERT-based 0.79).
 Run (the full run embeds all 12,978 essays once; see the report of the smoke run for the time per essay):
 
     nice -n 10 .venv/bin/python bench/essay_qwk.py [--data ../shared/data/asap_aes] [--prompts 1,3] [--folds 0]
-        [--limit-per-prompt N] [--no-curve] [--curve-draws 3] [--select inner|dev] [--threads 2]
+        [--limit-per-prompt N] [--no-curve] [--curve-draws 3] [--select inner|dev] [--threads 2] [--finetune]
 
 Exit code 2 means the data folder is missing.
 """
@@ -36,7 +44,9 @@ Exit code 2 means the data folder is missing.
 import argparse
 import hashlib
 import inspect
+import json
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -47,6 +57,7 @@ import _common  # bench/ is sys.path[0] when this file runs as a script
 DEFAULT_DATA = _common.REPO.parent / "shared" / "data" / "asap_aes"
 EMBED_CACHE = _common.RESULTS_DIR / "essay-embeddings"
 FEATURE_CACHE = _common.RESULTS_DIR / "essay-features"
+FINETUNE_DIR = _common.RESULTS_DIR / "essay-finetune"  # a fine-tune's work folder, removed after
 FOLDS = 5
 PROMPTS = list(range(1, 9))
 # Official domain1_score ranges (essay_set_descriptions.xlsx); the ranges Taghipour & Ng score QWK on.
@@ -74,6 +85,9 @@ def parse_args(argv=None):
     parser.add_argument("--select", choices=["inner", "dev"], default="inner",
                         help="inner: the app's ridge_select (inner 4-fold CV on the train ids; default); "
                              "dev: the ridge grid point with the best QWK on the dev ids, fitted on the train ids")
+    parser.add_argument("--finetune", action="store_true",
+                        help="also run the calibration's encoder fine-tune per prompt and fold (slow) and report "
+                             "the scorer the calibration would choose")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the --limit sample and the curve draws")
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS, help="torch threads (default 2)")
     return parser.parse_args(argv)
@@ -293,7 +307,8 @@ def fit(vectors: Vectors, train: list[int], dev: list[int], prompt: int, select:
                    "dev_qwk": dev_qwk}
 
 
-def evaluate_prompt(vectors: Vectors, folds: list[dict], fold_ids: list[int], prompt: int, select: str) -> dict:
+def evaluate_prompt(vectors: Vectors, folds: list[dict], fold_ids: list[int], prompt: int, select: str,
+                    finetune: bool = False) -> dict:
     essays = vectors.essays
     per_fold = []
     for k in fold_ids:
@@ -306,8 +321,74 @@ def evaluate_prompt(vectors: Vectors, folds: list[dict], fold_ids: list[int], pr
                          "qwk": qwk(gold, pred, prompt), **info,
                          "exact": sum(g == p for g, p in zip(gold, pred, strict=True)) / max(len(gold), 1),
                          "fit_s": round(time.perf_counter() - started, 2)})
+        if finetune:
+            per_fold[-1]["finetune"] = finetune_prompt(vectors, folds[k], k, prompt, model)
     return {"prompt": prompt, "range": SCORE_RANGES[prompt], "folds": per_fold,
             "qwk": statistics.mean(f["qwk"] for f in per_fold)}
+
+
+def finetune_prompt(vectors: Vectors, fold: dict, k: int, prompt: int, ridge_model: dict) -> dict:
+    """The calibration's encoder fine-tune on one prompt's train ids, and the scorer the calibration would choose."""
+    import numpy as np
+
+    from education.services.calibration import (
+        FINETUNE_MIN_VALIDATION,
+        FINETUNE_PARAMS,
+        MAX_FOLDS,
+        agreement_on_rows,
+        cross_validate,
+    )
+    from mlcore import data as pipeline
+    from mlcore import onnx_serving, runtime, specs
+    from mlcore.training import train_encoder
+
+    essays = vectors.essays
+    part = {name: sorted(i for i in fold[name] if essays[i]["prompt"] == prompt) for name in ("train", "dev", "test")}
+    lo, hi = SCORE_RANGES[prompt]
+    # As calibration._finetune_start hands the grades to mlcore: one JSON line an essay, read by mlcore's pipeline.
+    upload = "".join(json.dumps({"text": essays[i]["text"], "target": essays[i]["score"]}) + "\n"
+                     for i in part["train"]).encode()
+    read = pipeline.read_upload(upload, filename="grades.jsonl", target="target")
+    splits = pipeline.assign_splits(pipeline.clean_and_dedup(read.rows, min_chars=1).rows)
+    rows = {name: [{"text": r.text, "target": r.target, "line": r.line} for r in splits[name]]
+            for name in ("train", "validation")}
+    work = FINETUNE_DIR / f"fold{k}-prompt{prompt}"
+    shutil.rmtree(work, ignore_errors=True)
+    started = time.perf_counter()
+    result = train_encoder(base_path=str(specs.resolve(specs.encoder_spec())), kind="regressor", train=rows["train"],
+                           validation=rows["validation"], labels=None, params=FINETUNE_PARAMS, work_dir=work)
+    train_s = time.perf_counter() - started
+    scored = {name: runtime.regress(str(result.best_dir), [essays[i]["text"] for i in part[name]])
+              for name in ("dev", "test")}
+    runtime.cache.clear()
+    shutil.rmtree(onnx_serving.export_dir(result.best_dir), ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+    x, y = vectors.matrix(part["train"]), np.asarray([float(essays[i]["score"]) for i in part["train"]])
+    cv = cross_validate(x, y, lo=lo, hi=hi, folds=MAX_FOLDS, embed_dims=vectors.embed_dims)
+    ridge_on_validation = agreement_on_rows(cv["predictions"], rows["validation"], lo=lo, hi=hi)
+    finetuned_validation = result.metrics.get("qwk")
+    chosen = ("finetuned" if finetuned_validation is not None and ridge_on_validation is not None
+              and len(rows["validation"]) >= FINETUNE_MIN_VALIDATION and finetuned_validation > ridge_on_validation
+              else "ridge")
+    out = {"train": len(rows["train"]), "validation": len(rows["validation"]), "train_s": round(train_s, 1),
+           "epochs": [{"epoch": h["epoch"], "val_qwk": h.get("val_qwk")} for h in result.history],
+           "finetuned_validation_qwk": finetuned_validation, "ridge_validation_qwk": ridge_on_validation,
+           "ridge_cv_qwk": cv["qwk"], "chosen": chosen}
+    for name in ("dev", "test"):
+        gold = [essays[i]["score"] for i in part[name]]
+        finetuned = qwk(gold, [clip_round_range(v, prompt) for v in scored[name]], prompt)
+        ridge = qwk(gold, predict(ridge_model, vectors.matrix(part[name]), prompt), prompt)
+        out[f"{name}_qwk"] = {"finetuned": finetuned, "ridge": ridge,
+                              "chosen": finetuned if chosen == "finetuned" else ridge}
+    return out
+
+
+def clip_round_range(value: float, prompt: int) -> int:
+    from education.services.grading import clip_round
+
+    lo, hi = SCORE_RANGES[prompt]
+    return clip_round(float(value), lo, hi)
 
 
 def curve_point(vectors: Vectors, fold: dict, prompt: int, n: int, draw: int, seed: int) -> dict | None:
@@ -398,10 +479,17 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     results = []
     for p in prompts:
-        result = evaluate_prompt(vectors, folds, fold_ids, p, args.select)
+        result = evaluate_prompt(vectors, folds, fold_ids, p, args.select, args.finetune)
         results.append(result)
         print(f"  prompt {p}: QWK {result['qwk']:.3f} "
               "(" + ", ".join(f"fold {f['fold']} {f['qwk']:.3f}" for f in result["folds"]) + ")", flush=True)
+        for f in result["folds"] if args.finetune else []:
+            ft, dev, test = f["finetune"], f["finetune"]["dev_qwk"], f["finetune"]["test_qwk"]
+            print(f"    fold {f['fold']} fine-tune ({ft['train']} + {ft['validation']} essays, {ft['train_s']:.0f} s): "
+                  f"validation QWK {fmt(ft['finetuned_validation_qwk'])}, ridge's there "
+                  f"{fmt(ft['ridge_validation_qwk'])} -> {ft['chosen']}; fine-tune / ridge: dev "
+                  f"{dev['finetuned']:.3f} / {dev['ridge']:.3f}, test {test['finetuned']:.3f} / {test['ridge']:.3f}",
+                  flush=True)
     durations["fit_s"] = round(time.monotonic() - t0, 1)
     average = statistics.mean(r["qwk"] for r in results)
     worst = min(results, key=lambda r: r["qwk"])
@@ -440,6 +528,18 @@ def main(argv=None) -> int:
              fmt(r["qwk"]), " ".join(f"{f['qwk']:.3f}" for f in r["folds"])] for r in results]
     rows.append(["**average**", "", "", "", "", f"**{average:.3f}**", ""])
     print(_common.table(["prompt", "range", "train/fold", "test essays", "dev QWK", "test QWK", "per fold"], rows))
+    if args.finetune:
+        print("\nThe calibration's encoder fine-tune beside the ridge (mean over folds; 'chosen' is the scorer the "
+              "calibration picks on the fine-tune's validation essays)")
+        ft_rows = []
+        for r in results:
+            fts = [f["finetune"] for f in r["folds"]]
+            ft_rows.append([r["prompt"], *(f"{statistics.mean(ft[f'{part}_qwk'][who] for ft in fts):.3f}"
+                                           for part in ("dev", "test") for who in ("ridge", "finetuned")),
+                            f"{statistics.mean(ft['test_qwk']['chosen'] for ft in fts):.3f}",
+                            " ".join(ft["chosen"] for ft in fts)])
+        print(_common.table(["prompt", "dev ridge", "dev fine-tune", "test ridge", "test fine-tune", "test chosen",
+                             "chosen per fold"], ft_rows))
     goal_met = average >= GOAL_AVERAGE and worst["qwk"] >= GOAL_WORST
     print(f"\nAverage {average:.3f}, worst prompt {worst['prompt']} at {worst['qwk']:.3f}. Goal: average >= "
           f"{GOAL_AVERAGE} with no prompt below {GOAL_WORST}: {'met' if goal_met else 'not met'}.")

@@ -307,15 +307,19 @@ def _ridge_on_validation(calibration: Calibration, job) -> float | None:
     fine-tune's 0.76 with the 0.70 picked the scorer that was worse on new essays (docs/benchmarks.md). None when
     the calibration kept no predictions (started before they were kept) or too few essays match.
     """
-    predictions = calibration.cv_predictions or []
-    if not predictions or job.dataset_id is None:
+    if not calibration.cv_predictions or job.dataset_id is None:
         return None
+    return agreement_on_rows(calibration.cv_predictions, ml.dataset_rows(dataset=job.dataset, split="validation"),
+                             lo=calibration.assignment.score_min, hi=calibration.assignment.score_max)
+
+
+def agreement_on_rows(predictions: list[int], rows: list[dict], *, lo: int, hi: int) -> float | None:
+    """QWK of `predictions` (one per line of the fine-tune's dataset, line k is predictions[k - 1]) against the
+    targets of `rows` (dataset rows: `{"line", "target"}`); None when fewer than FINETUNE_MIN_VALIDATION match."""
     pairs = [(int(round(float(row["target"]))), predictions[row["line"] - 1])
-             for row in ml.dataset_rows(dataset=job.dataset, split="validation")
-             if 1 <= int(row.get("line") or 0) <= len(predictions)]
+             for row in rows if 1 <= int(row.get("line") or 0) <= len(predictions)]
     if len(pairs) < FINETUNE_MIN_VALIDATION:
         return None
-    lo, hi = calibration.assignment.score_min, calibration.assignment.score_max
     return round(metrics.quadratic_weighted_kappa([g for g, _ in pairs], [p for _, p in pairs], lo, hi), 4)
 
 

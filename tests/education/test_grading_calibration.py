@@ -200,3 +200,13 @@ def test_versions_embedded_before_the_middle_layer_get_it_and_keep_their_embeddi
     (last, middle), = grading.essay_vectors([fresh.text])
     assert fresh.embedding == last and fresh.middle_embedding == middle and last != middle
     assert np.linalg.norm(middle) == pytest.approx(1, abs=1e-5)
+
+
+def test_agreement_on_rows_reads_each_rows_line_and_needs_three_essays():
+    predictions = [1, 2, 3, 4, 5, 6]
+    rows = [{"line": 2, "target": 2.0}, {"line": 4, "target": 4.0}, {"line": 6, "target": 1.0}]
+    assert calibration.agreement_on_rows(predictions, rows, lo=1, hi=6) == pytest.approx(
+        calibration.metrics.quadratic_weighted_kappa([2, 4, 1], [2, 4, 6], 1, 6), abs=1e-4)
+    # a line the predictions do not reach (or no line) is skipped; two essays are too few to compare on
+    assert calibration.agreement_on_rows(predictions, [*rows[:2], {"line": 9, "target": 3}, {"target": 3}],
+                                         lo=1, hi=6) is None
