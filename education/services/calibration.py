@@ -309,8 +309,13 @@ def _ridge_on_validation(calibration: Calibration, job) -> float | None:
     """
     if not calibration.cv_predictions or job.dataset_id is None:
         return None
-    return agreement_on_rows(calibration.cv_predictions, ml.dataset_rows(dataset=job.dataset, split="validation"),
-                             lo=calibration.assignment.score_min, hi=calibration.assignment.score_max)
+    try:
+        rows = ml.dataset_rows(dataset=job.dataset, split="validation")
+    except OSError:  # the dataset's file is gone from MLCORE_HOME: decide on the overall figure, never hang
+        log.warning("calibration %s: the fine-tune's dataset file cannot be read", calibration.pk, exc_info=True)
+        return None
+    return agreement_on_rows(calibration.cv_predictions, rows, lo=calibration.assignment.score_min,
+                             hi=calibration.assignment.score_max)
 
 
 def agreement_on_rows(predictions: list[int], rows: list[dict], *, lo: int, hi: int) -> float | None:

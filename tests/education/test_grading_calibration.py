@@ -149,6 +149,12 @@ def test_the_fine_tune_is_compared_with_ridge_on_its_own_validation_essays(assig
     # A calibration started before the predictions were kept compares with its overall figure, as before.
     before = finish(overall=0.9, on_held=None, finetuned=0.8)
     assert before.scorer == "ridge" and "(0.90 on all your grades)" in before.scorer_reason
+    # So does one whose dataset file is gone: it still finishes.
+    from mlcore.specs import artifact_dir
+
+    artifact_dir(dataset.path).unlink()
+    lost = finish(overall=0.9, on_held=target, finetuned=0.8)
+    assert lost.state == "done" and "(0.90 on all your grades)" in lost.scorer_reason
 
 
 def test_suggestions_prefer_essays_unlike_the_graded_ones(assignment, make_essay, teacher, embedder):
