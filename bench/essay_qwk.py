@@ -332,12 +332,13 @@ def finetune_prompt(vectors: Vectors, fold: dict, k: int, prompt: int, ridge_mod
     import numpy as np
 
     from education.services.calibration import (
-        FINETUNE_MIN_VALIDATION,
         FINETUNE_PARAMS,
         MAX_FOLDS,
         agreement_on_rows,
         cross_validate,
+        finetune_preferred,
     )
+    from education.services.grading import clip_round
     from mlcore import data as pipeline
     from mlcore import onnx_serving, runtime, specs
     from mlcore.training import train_encoder
@@ -368,8 +369,9 @@ def finetune_prompt(vectors: Vectors, fold: dict, k: int, prompt: int, ridge_mod
     cv = cross_validate(x, y, lo=lo, hi=hi, folds=MAX_FOLDS, embed_dims=vectors.embed_dims)
     ridge_on_validation = agreement_on_rows(cv["predictions"], rows["validation"], lo=lo, hi=hi)
     finetuned_validation = result.metrics.get("qwk")
-    chosen = ("finetuned" if finetuned_validation is not None and ridge_on_validation is not None
-              and len(rows["validation"]) >= FINETUNE_MIN_VALIDATION and finetuned_validation > ridge_on_validation
+    # As calibration_finish decides (ridge's overall figure only where too few validation essays match).
+    ridge_compared = ridge_on_validation if ridge_on_validation is not None else cv["qwk"]
+    chosen = ("finetuned" if finetune_preferred(finetuned_validation, result.metrics.get("n", 0), ridge_compared)
               else "ridge")
     out = {"train": len(rows["train"]), "validation": len(rows["validation"]), "train_s": round(train_s, 1),
            "epochs": [{"epoch": h["epoch"], "val_qwk": h.get("val_qwk")} for h in result.history],
@@ -377,18 +379,11 @@ def finetune_prompt(vectors: Vectors, fold: dict, k: int, prompt: int, ridge_mod
            "ridge_cv_qwk": cv["qwk"], "chosen": chosen}
     for name in ("dev", "test"):
         gold = [essays[i]["score"] for i in part[name]]
-        finetuned = qwk(gold, [clip_round_range(v, prompt) for v in scored[name]], prompt)
+        finetuned = qwk(gold, [clip_round(float(v), lo, hi) for v in scored[name]], prompt)
         ridge = qwk(gold, predict(ridge_model, vectors.matrix(part[name]), prompt), prompt)
         out[f"{name}_qwk"] = {"finetuned": finetuned, "ridge": ridge,
                               "chosen": finetuned if chosen == "finetuned" else ridge}
     return out
-
-
-def clip_round_range(value: float, prompt: int) -> int:
-    from education.services.grading import clip_round
-
-    lo, hi = SCORE_RANGES[prompt]
-    return clip_round(float(value), lo, hi)
 
 
 def curve_point(vectors: Vectors, fold: dict, prompt: int, n: int, draw: int, seed: int) -> dict | None:

@@ -203,13 +203,12 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
     work_dir.mkdir(parents=True, exist_ok=True)
     family = TASK_FAMILIES[Task(job.task)]
     history = list(job.history)
-    last_cancel_check, last_step_write = [0.0], [float("-inf")]  # the first step report is written at once
+    step_write_due, cancel_check_due = _due_every(STEP_WRITE_SECONDS), _due_every(1.0)
 
     def on_step(event):
         history.append({k: event[k] for k in ("step", "epoch", "loss")})
-        if time.monotonic() - last_step_write[0] < STEP_WRITE_SECONDS:
+        if not step_write_due():
             return
-        last_step_write[0] = time.monotonic()
         TrainingJob.objects.filter(pk=job.pk).update(
             progress=min(max(event["progress"], 0.0), 99.0), history=history, heartbeat_at=timezone.now()
         )
@@ -221,10 +220,7 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
         _append_log(job.pk, f"epoch {event['epoch']}: {shown}")
 
     def should_cancel():
-        if time.monotonic() - last_cancel_check[0] < 1.0:
-            return False
-        last_cancel_check[0] = time.monotonic()
-        return TrainingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
+        return cancel_check_due() and TrainingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
 
     try:
         base_spec, base_path = _training_base(job, family)
@@ -282,6 +278,20 @@ def finetune_run(*, job_id: int, worker: str = "") -> str:
     _append_log(job.pk, f"done: version {version.pk} registered ({', '.join(f'{k}={v}' for k, v in metrics.items())})")
     shutil.rmtree(work_dir, ignore_errors=True)
     return "succeeded"
+
+
+def _due_every(seconds: float):
+    """A check that is true at its first call and then at most once every `seconds`."""
+    last = [float("-inf")]
+
+    def due() -> bool:
+        now = time.monotonic()
+        if now - last[0] < seconds:
+            return False
+        last[0] = now
+        return True
+
+    return due
 
 
 def _training_base(job: TrainingJob, family: Family) -> tuple[str, str]:

@@ -283,8 +283,7 @@ def calibration_finish(*, calibration_id: int) -> str:
         ridge_qwk, where = _ridge_on_validation(calibration, job), "on the same essays"
         if ridge_qwk is None:  # a calibration started before its predictions were kept: its overall figure
             ridge_qwk, where = (calibration.qwk if calibration.qwk is not None else -1.0), "on all your grades"
-        if calibration.finetuned_qwk is not None and n_val >= FINETUNE_MIN_VALIDATION \
-                and calibration.finetuned_qwk > ridge_qwk:
+        if finetune_preferred(calibration.finetuned_qwk, n_val, ridge_qwk):
             calibration.scorer = Calibration.Scorer.FINETUNED
             calibration.scorer_reason = (
                 f"The fine-tuned encoder agrees better with you (QWK {calibration.finetuned_qwk:.2f} on "
@@ -297,6 +296,11 @@ def calibration_finish(*, calibration_id: int) -> str:
                 + (", too few to trust" if n_val < FINETUNE_MIN_VALIDATION else "") + ").")
     _finish(calibration)
     return Calibration.State.DONE
+
+
+def finetune_preferred(finetuned_qwk: float | None, n_validation: int, ridge_qwk: float) -> bool:
+    """Whether the fine-tuned encoder scores: checked on enough essays, and agreeing better than ridge on them."""
+    return finetuned_qwk is not None and n_validation >= FINETUNE_MIN_VALIDATION and finetuned_qwk > ridge_qwk
 
 
 def _ridge_on_validation(calibration: Calibration, job) -> float | None:
