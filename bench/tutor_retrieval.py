@@ -12,10 +12,12 @@ Protocol:
    `mlcore.api.embed` runs) by the app's own `education.services.material.passages_embed`, exactly as the
    `ml` worker stores them (heading + text, no headings here; each passage's sentence vectors, which the
    sentence rerank reads).
-4. For each question: dense (cosine), BM25, their min-max hybrid, the hybrid + term rerank (the app before
-   the sentence rerank) and the app's full ranking (`education.services.retrieval.rank`: + best-sentence
-   rerank). A passage counts as a hit when it belongs to the gold paragraph. Recall@1, recall@5 and MRR
-   (over the top 20).
+4. For each question: dense (cosine), BM25, their min-max hybrid, the hybrid + term rerank, + the
+   best-sentence rerank (the app before the LM tie-break) and the app's full ranking
+   (`education.services.retrieval.rank`: + the tutor LM's query-likelihood tie-break between the top two
+   passages when they score within `LIKELIHOOD_MARGIN`, the packaged SmolLM2 as the tutor model;
+   `--no-likelihood` leaves it out). A passage counts as a hit when it belongs to the gold paragraph.
+   Recall@1, recall@5 and MRR (over the top 20), and how many questions asked the LM.
 5. The answer the student reads: the sentence the tutor selects from the top passages
    (`education.services.tutor.answer_select`), with the short answer (`education.services.short_answer`)
    marked inside it; both are reported; nothing when the tutor says the material does not cover the question
@@ -23,12 +25,12 @@ Protocol:
    lowercase, no punctuation or articles), and SQuAD token F1 against the gold answer.
 6. The answer path's time per question as the web process runs it (question embedding, ranking with the
    stored sentence vectors, answer selection, short answer; no caches, no generation) over the first
-   `--latency` questions: mean and p95. Not in it: reading the passages and the top 3 passages' sentence
-   vectors from the database (here they are in memory).
+   `--latency` questions: mean and p95, the LM tie-break included where it runs. Not in it: reading the
+   passages and the top 3 passages' sentence vectors from the database (here they are in memory).
    `--generate N` also runs the tutor model's explanation for the first N questions (slow on CPU) and
    reports the same two figures for "sentence + explanation".
 
-Run (about 5 minutes on 2 busy cores):
+Run (about 10 minutes on 2 cores, half of it the LM tie-break):
 
     .venv/bin/python bench/tutor_retrieval.py [--data ../shared/data/xquad_en_squad11_dev_subset] [--limit N]
 
@@ -60,6 +62,8 @@ def parse_args(argv=None):
                         help="time the uncached answer path on the first N questions (default 100)")
     parser.add_argument("--generate", type=int, default=0,
                         help="also generate the tutor model's explanation for the first N questions (default 0)")
+    parser.add_argument("--no-likelihood", action="store_true",
+                        help="leave the tutor LM's tie-break out of the app's ranking (faster; not what the app runs)")
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS, help="torch threads (default 2)")
     return parser.parse_args(argv)
 
@@ -137,16 +141,17 @@ def load(path: Path):
     return chunks, questions
 
 
-def answer_path_seconds(questions, chunks, embed, *, count: int) -> list[float]:
+def answer_path_seconds(questions, chunks, embed, likelihood, *, count: int) -> list[float]:
     """Seconds per question of what the web process runs: embed the question, rank with the stored sentence
-    vectors (`embed` is only the fallback for passages without them: none here), select, extract."""
+    vectors (`embed` is only the fallback for passages without them: none here) and the LM tie-break where the
+    top two are a close call, select, extract."""
     from education.services import retrieval, short_answer, tutor
 
     seconds = []
     for question, *_ in questions[:count]:
         started = time.perf_counter()
         result = retrieval.rank(question, chunks, question_vector=embed([question])[0], k=tutor.PASSAGES_CITED,
-                                embed=embed)
+                                embed=embed, likelihood=likelihood)
         selected = tutor.answer_select(result) if tutor.is_supported(result) else None
         if selected:
             short_answer.short_answer_extract(question, selected.sentence)
@@ -180,6 +185,15 @@ def main(argv=None) -> int:
     def embed(texts):
         return runtime.embed(encoder, texts)
 
+    lm = None if args.no_likelihood else specs.resolve(specs.lm_spec())
+    likelihood_calls = []
+
+    def likelihood(contexts, continuations):
+        started = time.perf_counter()
+        values = runtime.continuation_logprobs(lm, list(zip(contexts, continuations, strict=True)))
+        likelihood_calls.append(time.perf_counter() - started)
+        return values
+
     started = time.perf_counter()
     passages_embed(chunks, embed=embed)
     question_vectors = embed([q for q, *_ in questions])
@@ -189,9 +203,11 @@ def main(argv=None) -> int:
     bm25 = retrieval.BM25([retrieval.tokenize(f"{c.heading} {c.text}") for c in chunks])
     term_rerank_only = (1.0, 0.0, 0.0)  # the sentence rerank's weights that keep the term rerank's order
 
-    names = ["dense (MiniLM cosine)", "BM25", "hybrid (min-max)", "hybrid + term rerank (the app before)",
-             "hybrid + term rerank + best-sentence rerank (the app)"]
+    names = ["dense (MiniLM cosine)", "BM25", "hybrid (min-max)", "hybrid + term rerank",
+             "+ best-sentence rerank (the app before the LM tie-break)",
+             "+ LM tie-break (the app)" if lm else "+ LM tie-break (left out: --no-likelihood)"]
     rankings = {name: [] for name in names}
+    asked_lm = []  # per question: did the app's ranking ask the LM (a close call between the top two)?
     answers, started = [], time.perf_counter()
     for (question, *_), qv in zip(questions, question_vectors, strict=True):
         dense = (matrix @ np.asarray(qv, dtype=np.float32)).tolist()
@@ -206,6 +222,11 @@ def main(argv=None) -> int:
         rankings[names[3]].append([p.chunk.material.pk for p in before.passages])
         result = retrieval.rank(question, chunks, question_vector=qv, k=TOP, embed=embed)
         rankings[names[4]].append([p.chunk.material.pk for p in result.passages])
+        if lm:
+            calls = len(likelihood_calls)
+            result = retrieval.rank(question, chunks, question_vector=qv, k=TOP, embed=embed, likelihood=likelihood)
+            asked_lm.append(len(likelihood_calls) > calls)
+        rankings[names[5]].append([p.chunk.material.pk for p in result.passages])
         selected = tutor.answer_select(result) if tutor.is_supported(result) else None
         short = short_answer.short_answer_extract(question, selected.sentence) if selected else ""
         answers.append((selected, short, result))
@@ -259,7 +280,15 @@ def main(argv=None) -> int:
     print(_common.table(["answer", "questions", "gold answer contained", "token F1"], answer_rows))
     print(f"not in material (answerable questions the tutor declined): {refused}")
 
-    seconds = answer_path_seconds(questions, chunks, embed, count=args.latency) if args.latency else []
+    lm_seconds = sum(likelihood_calls)
+    if lm:
+        report["likelihood_tie_break"] = {half: {"questions": sum(a), "share": round(sum(a) / len(a), 4)}
+                                          for half, a in halves(asked_lm, dev).items()}
+        report["likelihood_tie_break"]["seconds"] = round(lm_seconds, 1)
+        print(f"LM tie-break asked for {report['likelihood_tie_break']}: {lm_seconds:.1f} s "
+              f"({lm_seconds / max(1, len(likelihood_calls)):.2f} s a question that asked)")
+    seconds = answer_path_seconds(questions, chunks, embed, likelihood if lm else None,
+                                  count=args.latency) if args.latency else []
     if seconds:
         p95 = sorted(seconds)[max(0, round(0.95 * len(seconds)) - 1)]
         report["answer_path_ms"] = {"questions": len(seconds), "mean": round(1000 * statistics.mean(seconds), 1),

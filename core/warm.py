@@ -1,4 +1,5 @@
-"""Warm a web process up: load the embedding model in a background thread as the process starts.
+"""Warm a web process up: load the embedding model (and the tutor model, which breaks close calls between passages,
+unless EDUCATION_TUTOR_LIKELIHOOD_RERANK is off) in a background thread as the process starts.
 
 Called by gunicorn's `post_worker_init` hook (core/gunicorn_conf.py), once per worker process after the fork.
 Without it the first tutor question a process answers waits ~2 s for the load. A request that needs the model
@@ -18,7 +19,7 @@ def _warm() -> None:
     from mlcore import api as ml
 
     try:
-        ml.warm_up()
+        ml.warm_up(lm_tasks=(ml.Task.TUTOR,) if settings.EDUCATION_TUTOR_LIKELIHOOD_RERANK else ())
     except Exception:  # noqa: BLE001  (the page that needs the model reports its own error)
         log.exception("warming the models up failed; the first request that needs them loads them")
     finally:

@@ -17,6 +17,7 @@ __all__ = [
     "ModelNotReady", "NoActiveVersion", "RegistryError", "Task",
     "predict", "score", "embed", "embed_with_middle", "generate", "start_finetune", "finetune_now", "evaluate",
     "version_path", "active_version", "dataset_create", "dataset_rows", "activate", "count_tokens", "context_window",
+    "likelihood",
 ]
 
 
@@ -89,10 +90,16 @@ def _embedder_path() -> str:
         return specs.resolve(specs.encoder_spec())
 
 
-def warm_up() -> None:
+def warm_up(*, lm_tasks: tuple[str, ...] = ()) -> None:
     """Load what a web process serves on its first request: the embedding model that reads students' questions
-    (and searches news). Without it the first question after a restart waits ~2 s for the load."""
+    (and searches news), and the language model of each of `lm_tasks` that has an active version (the tutor's,
+    which breaks close calls between passages). Without it the first question after a restart waits for the load."""
     embed(["warm up"])
+    for task in lm_tasks:
+        try:
+            likelihood(task, ["warm"], [" up"])
+        except NoActiveVersion:
+            continue
 
 
 def generate(task: str, prompt: str, *, scope: str = "", system: str | None = None, **sampling) -> Iterator[str]:
@@ -113,6 +120,20 @@ def generate(task: str, prompt: str, *, scope: str = "", system: str | None = No
         if adapter_version is not None and adapter_version.family == Family.LORA_ADAPTER:
             adapter = str(specs.artifact_dir(adapter_version.artifact_path))
     return runtime.generate(version_path(version), prompt, adapter=adapter, system=system, **sampling)
+
+
+def likelihood(task: str, contexts: list[str], continuations: list[str]) -> list[float]:
+    """How likely the task's language model finds each continuation after its context: the mean log-probability
+    per token (higher is likelier; comparable between contexts for the same continuation), in input order."""
+    from mlcore import runtime
+
+    contexts, continuations = _checked(contexts), _checked(continuations)
+    if len(contexts) != len(continuations):
+        raise ValueError(f"{len(contexts)} contexts for {len(continuations)} continuations")
+    if not contexts:
+        return []
+    return runtime.continuation_logprobs(version_path(active_version(task=task)),
+                                         list(zip(contexts, continuations, strict=True)))
 
 
 def start_finetune(task: str, dataset, **params) -> TrainingJob:

@@ -299,6 +299,47 @@ def perplexity(path: str, texts: list[str], *, adapter: str | None = None, max_l
     return float("nan") if count == 0 else float(torch.tensor(total / count).exp())
 
 
+def continuation_logprobs(path: str, pairs: list[tuple[str, str]], *, batch_size: int = 4,
+                          max_length: int = 1024) -> list[float]:
+    """The mean log-probability per token of each continuation after its context, in input order.
+
+    Context and continuation are tokenized apart (a continuation usually starts with a space). A pair longer
+    than `max_length` tokens loses the start of its context; an empty continuation scores 0. Batches are
+    padded on the left, so every continuation ends the sequence and only its positions need the LM head.
+    """
+    loaded = causal_lm(path)
+    tok = loaded.tokenizer
+    encoded = []
+    for context, continuation in pairs:
+        cont = list(tok(continuation, add_special_tokens=False)["input_ids"])[:max_length - 1]
+        ctx = list(tok(context)["input_ids"])[-(max_length - len(cont)):]
+        encoded.append((ctx, cont))
+    out = [0.0] * len(encoded)
+    order = [i for i in sorted(range(len(encoded)), key=lambda i: -sum(map(len, encoded[i]))) if encoded[i][1]]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            width = max(len(encoded[i][0]) + len(encoded[i][1]) for i in batch)
+            keep = max(len(encoded[i][1]) for i in batch) + 1
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                sequence = encoded[i][0] + encoded[i][1]
+                ids[row, width - len(sequence):] = torch.tensor(sequence)
+                mask[row, width - len(sequence):] = 1
+            positions = (mask.cumsum(1) - 1).clamp(min=0)
+            logits = loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                                  position_ids=positions.to(loaded.device), logits_to_keep=keep).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for row, i in enumerate(batch):
+                cont = encoded[i][1]
+                # logits at position p predict token p + 1: the continuation's are the `keep - 1` before the last.
+                rows = logprobs[row, keep - 1 - len(cont): keep - 1]
+                out[i] = float(rows.gather(1, torch.tensor(cont)[:, None]).mean())
+    return out
+
+
 _generate_lock = threading.Lock()
 
 

@@ -35,3 +35,19 @@ def test_a_model_that_cannot_load_is_logged_not_raised(monkeypatch, mlcore_home,
     with caplog.at_level(logging.ERROR, logger="core.warm"):
         warm._warm()  # what the thread runs
     assert "warming the models up failed" in caplog.text and "no-such-model" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)  # the warming closes its thread's connection: here, the test's own
+@pytest.mark.parametrize("rerank", [True, False])
+def test_the_tutor_model_is_warmed_too_when_it_breaks_ties_in_the_web_process(settings, tiny_encoder_spec,
+                                                                               tiny_lm_dir, mlcore_home, rerank):
+    from mlcore import services
+    from mlcore.models import Family, Task
+
+    settings.EDUCATION_TUTOR_LIKELIHOOD_RERANK = rerank
+    warm._warm()  # no tutor model registered: the embedding model alone, and no error
+    assert _encoder_loaded(tiny_encoder_spec) and not _encoder_loaded(str(tiny_lm_dir))
+    version = services.model_version_register(task=Task.TUTOR, family=Family.CAUSAL_LM, base_spec=str(tiny_lm_dir))
+    services.model_version_activate(version=version)
+    warm._warm()
+    assert _encoder_loaded(str(tiny_lm_dir)) is rerank

@@ -207,3 +207,90 @@ def test_the_tutor_embeds_only_the_question_and_ranks_as_when_it_embedded_the_se
     for before, after in zip(embedded_now.passages, stored.passages, strict=True):
         assert after.sentence_cosines == pytest.approx(before.sentence_cosines, abs=1e-5)
         assert after.score == pytest.approx(before.score, abs=1e-5)
+
+
+def _close_call(first_score=0.80, second_score=0.70):
+    first = r.Passage(chunk=_chunk(1, "The harbour lamp was lit at dusk.", [1.0, 0.0]), score=first_score)
+    second = r.Passage(chunk=_chunk(2, "The keeper was paid in coal.", [1.0, 0.0]), score=second_score)
+    third = r.Passage(chunk=_chunk(3, "Gulls nest on the roof.", [1.0, 0.0]), score=0.1)
+    return [first, second, third]
+
+
+def test_the_likelihood_tie_break_puts_the_passage_the_lm_finds_the_question_likelier_after_first():
+    asked = []
+
+    def likelihood(contexts, continuations):
+        asked.append((contexts, continuations))
+        return [-3.0 if "lamp" in c else -1.5 for c in contexts]
+
+    passages = r.likelihood_rerank(_close_call(), question="  How was the\nkeeper paid? ", likelihood=likelihood)
+    assert [p.chunk.pk for p in passages] == [2, 1, 3]
+    assert [p.question_likelihood for p in passages] == [-1.5, -3.0, None]
+    assert [p.score for p in passages] == pytest.approx([0.70 + r.LIKELIHOOD_WEIGHT, 0.80, 0.1])
+    # Only the top two are asked about, each passage in the prompt and the question (whitespace tidied) after it.
+    [(contexts, continuations)] = asked
+    assert contexts == [r.LIKELIHOOD_PROMPT.format(passage="The harbour lamp was lit at dusk."),
+                        r.LIKELIHOOD_PROMPT.format(passage="The keeper was paid in coal.")]
+    assert continuations == [" How was the keeper paid?"] * 2
+
+
+def test_the_likelihood_tie_break_leaves_a_clear_ranking_alone_and_any_ranking_it_cannot_score():
+    def never(contexts, continuations):
+        raise AssertionError("the LM is asked only about a close call")
+
+    clear = r.likelihood_rerank(_close_call(0.80, 0.80 - r.LIKELIHOOD_MARGIN), question="keeper?", likelihood=never)
+    assert [p.chunk.pk for p in clear] == [1, 2, 3]
+    unscored = r.likelihood_rerank(_close_call(), question="keeper?", likelihood=lambda contexts, continuations: None)
+    assert [p.chunk.pk for p in unscored] == [1, 2, 3] and unscored[0].score == 0.80
+    alike = r.likelihood_rerank(_close_call(), question="keeper?", likelihood=lambda c, k: [-2.0, -2.0])
+    assert [(p.chunk.pk, p.score) for p in alike] == [(1, 0.80), (2, 0.70), (3, 0.1)]
+
+
+def test_rank_breaks_a_close_call_with_the_likelihood_it_is_given():
+    # Two passages alike to every signal but their last word: the ranking is a close call.
+    lamp = _chunk(1, "The keeper lit the harbour lamp.", [1.0, 0.0])
+    coal = _chunk(2, "The keeper lit the harbour coal.", [1.0, 0.0])
+    plain = r.rank("What did the keeper light?", [lamp, coal], question_vector=[1.0, 0.0], k=2)
+    assert [p.chunk.pk for p in plain.passages] == [1, 2]
+    assert plain.passages[0].score - plain.passages[1].score < r.LIKELIHOOD_MARGIN
+
+    def likelihood(contexts, continuations):
+        return [-1.0 if "coal" in c else -2.0 for c in contexts]
+
+    broken = r.rank("What did the keeper light?", [lamp, coal], question_vector=[1.0, 0.0], k=2,
+                    likelihood=likelihood)
+    assert [p.chunk.pk for p in broken.passages] == [2, 1]
+
+
+def test_the_tutor_model_scores_the_tie_break_and_its_absence_leaves_the_ranking_alone(tutor_lm):
+    contexts = [r.LIKELIHOOD_PROMPT.format(passage=t) for t in ("the keeper lit the lamp .", "once upon a time")]
+    values = r.tutor_likelihood(contexts, [" the lamp"] * 2)
+    assert len(values) == 2 and all(isinstance(v, float) and v < 0 for v in values) and values[0] != values[1]
+    tutor_lm.state = "archived"
+    tutor_lm.save(update_fields=["state"])
+    assert r.tutor_likelihood(contexts, [" the lamp"] * 2) is None
+
+
+def test_the_course_search_asks_the_tutor_model_only_when_the_setting_allows(course, teacher, tutor_lm, settings,
+                                                                             monkeypatch):
+    from mlcore import api as ml
+
+    # Two documents alike but for their last word: the question cannot tell them apart on words alone.
+    for word in ("lamp", "coal"):
+        material_create(course=course, user=teacher, title=word, kind="text", text=f"The keeper lit the {word}.")
+    asked, likelihood = [], ml.likelihood
+
+    def spy(task, contexts, continuations):
+        values = likelihood(task, contexts, continuations)  # the tiny tutor model scores them for real
+        asked.append((task, values))
+        return values
+
+    monkeypatch.setattr(ml, "likelihood", spy)
+    result = r.passages_search(course=course, question="What did the keeper light?", k=2)
+    [(task, values)] = asked
+    assert task == ml.Task.TUTOR and len(values) == 2
+    assert [p.question_likelihood for p in result.passages] == values or \
+        [p.question_likelihood for p in result.passages] == values[::-1]
+    settings.EDUCATION_TUTOR_LIKELIHOOD_RERANK = False
+    again = r.passages_search(course=course, question="What did the keeper light?", k=2)
+    assert len(asked) == 1 and [p.question_likelihood for p in again.passages] == [None, None]

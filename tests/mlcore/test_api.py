@@ -127,3 +127,48 @@ def test_texts_longer_than_the_model_are_cut_to_its_positions(tiny_encoder_spec)
     long_text = " ".join(["good news"] * 200)
     vectors = api.embed([long_text, "good"])
     assert len(vectors) == 2 and all(abs(sum(x * x for x in v) - 1.0) < 1e-4 for v in vectors)
+
+
+def _reference_logprob(loaded, context: str, continuation: str) -> float:
+    """The continuation's mean log-probability from one unpadded pass over the whole sequence."""
+    import torch
+
+    ctx = loaded.tokenizer(context)["input_ids"]
+    cont = loaded.tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        logits = loaded.model(input_ids=torch.tensor([ctx + cont])).logits[0]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    return float(sum(logprobs[len(ctx) - 1 + j, token] for j, token in enumerate(cont)) / len(cont))
+
+
+def test_likelihood_scores_each_continuation_after_its_context_as_one_unpadded_pass_would(tiny_lm_dir):
+    v = services.model_version_register(task=Task.TUTOR, family=Family.CAUSAL_LM, base_spec=str(tiny_lm_dir))
+    services.model_version_activate(version=v)
+    contexts = ["once upon a time the keeper lit the lamp .", "the keeper", "once upon a time , the lamp"]
+    continuations = [" the lamp", " lit the lamp . once upon a time", " keeper"]
+    # Batches of two with the longest first: the shorter sequences are padded (on the left).
+    values = runtime.continuation_logprobs(str(tiny_lm_dir), list(zip(contexts, continuations, strict=True)),
+                                           batch_size=2)
+    loaded = runtime.causal_lm(str(tiny_lm_dir))
+    expected = [_reference_logprob(loaded, c, k) for c, k in zip(contexts, continuations, strict=True)]
+    assert values == pytest.approx(expected, abs=1e-4)
+    assert len(set(values)) == 3  # three different figures, in input order
+    assert api.likelihood(Task.TUTOR, contexts, continuations) == pytest.approx(expected, abs=1e-4)
+    assert api.likelihood(Task.TUTOR, [], []) == []
+    with pytest.raises(ValueError, match="2 contexts for 1 continuations"):
+        api.likelihood(Task.TUTOR, contexts[:2], continuations[:1])
+    with pytest.raises(TypeError):
+        api.likelihood(Task.TUTOR, "the keeper", " lit")
+
+
+def test_likelihood_cuts_a_long_context_from_the_left_and_scores_an_empty_continuation_0(tiny_lm_dir):
+    loaded = runtime.causal_lm(str(tiny_lm_dir))
+    context = "once upon a time the keeper lit the lamp . " * 6
+    continuation = " the keeper lit the lamp"
+    cont = loaded.tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    ctx = loaded.tokenizer(context)["input_ids"]
+    assert len(ctx) + len(cont) > 40
+    [value] = runtime.continuation_logprobs(str(tiny_lm_dir), [(context, continuation)], max_length=40)
+    kept = loaded.tokenizer.decode(ctx[-(40 - len(cont)):])
+    assert value == pytest.approx(_reference_logprob(loaded, kept, continuation), abs=1e-4)
+    assert runtime.continuation_logprobs(str(tiny_lm_dir), [(context, "")]) == [0.0]
