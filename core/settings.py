@@ -342,7 +342,8 @@ PARLANCE_TASK_RUNS_KEEP_DAYS = int(os.environ.get("PARLANCE_TASK_RUNS_KEEP_DAYS"
 EDUCATION_TUTOR_QUESTIONS_PER_MINUTE = int(os.environ.get("EDUCATION_TUTOR_QUESTIONS_PER_MINUTE", "10"))
 EDUCATION_ESSAYS_PER_MINUTE = int(os.environ.get("EDUCATION_ESSAYS_PER_MINUTE", "5"))
 # The tutor's language model breaks close calls between the top two passages in the web process (about one
-# question in five, ~1 s on 2 CPU cores; the model loads there on first use). False keeps the LM out of web processes.
+# question in five, ~1 s on 2 CPU cores; the model loads there as it starts, with PARLANCE_WARM_MODELS). False keeps
+# the LM out of web processes.
 EDUCATION_TUTOR_LIKELIHOOD_RERANK = env_bool("EDUCATION_TUTOR_LIKELIHOOD_RERANK", True)
 
 # entertainment: story and dialogue generations one writer may start per minute (counted from the job table)

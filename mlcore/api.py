@@ -5,7 +5,10 @@ essay scorer per assignment). Small calls run in the calling process with the sh
 cache; bulk work belongs on the `ml` queue.
 """
 
+import hashlib
 from collections.abc import Iterator
+
+from django.core.cache import cache
 
 from mlcore import specs
 from mlcore.models import Family, ModelVersion, Task, TrainingJob
@@ -124,7 +127,11 @@ def generate(task: str, prompt: str, *, scope: str = "", system: str | None = No
 
 def likelihood(task: str, contexts: list[str], continuations: list[str]) -> list[float]:
     """How likely the task's language model finds each continuation after its context: the mean log-probability
-    per token (higher is likelier; comparable between contexts for the same continuation), in input order."""
+    per token (higher is likelier; comparable between contexts for the same continuation), in input order.
+
+    A figure depends only on the model version and the two texts, so each is kept in the default cache for a day
+    (shared between processes with DJANGO_CACHE_URL): a class asking the same question pays for it once.
+    """
     from mlcore import runtime
 
     contexts, continuations = _checked(contexts), _checked(continuations)
@@ -132,8 +139,26 @@ def likelihood(task: str, contexts: list[str], continuations: list[str]) -> list
         raise ValueError(f"{len(contexts)} contexts for {len(continuations)} continuations")
     if not contexts:
         return []
-    return runtime.continuation_logprobs(version_path(active_version(task=task)),
-                                         list(zip(contexts, continuations, strict=True)))
+    version = active_version(task=task)
+    path = version_path(version)
+    pairs = list(zip(contexts, continuations, strict=True))
+    keys = [_likelihood_key(version, path, context, continuation) for context, continuation in pairs]
+    known = cache.get_many(keys)
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    if missing:
+        values = runtime.continuation_logprobs(path, [pairs[i] for i in missing])
+        fresh = {keys[i]: value for i, value in zip(missing, values, strict=True)}
+        cache.set_many(fresh, LIKELIHOOD_CACHE_SECONDS)
+        known.update(fresh)
+    return [known[key] for key in keys]
+
+
+LIKELIHOOD_CACHE_SECONDS = 24 * 3600
+
+
+def _likelihood_key(version: ModelVersion, path: str, context: str, continuation: str) -> str:
+    digest = hashlib.sha256("\0".join((path, context, continuation)).encode()).hexdigest()
+    return f"mlcore:likelihood:{version.pk}:{digest}"
 
 
 def start_finetune(task: str, dataset, **params) -> TrainingJob:

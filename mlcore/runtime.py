@@ -307,7 +307,15 @@ def continuation_logprobs(path: str, pairs: list[tuple[str, str]], *, batch_size
     than `max_length` tokens loses the start of its context; an empty continuation scores 0. Batches are
     padded on the left, so every continuation ends the sequence and only its positions need the LM head.
     """
-    loaded = causal_lm(path)
+    with _score_lock:  # one scoring at a time per process: two at once would share the cores, each the slower
+        return _continuation_logprobs(causal_lm(path), pairs, batch_size=batch_size, max_length=max_length)
+
+
+_score_lock = threading.Lock()
+
+
+def _continuation_logprobs(loaded: Loaded, pairs: list[tuple[str, str]], *, batch_size: int,
+                           max_length: int) -> list[float]:
     tok = loaded.tokenizer
     encoded = []
     for context, continuation in pairs:

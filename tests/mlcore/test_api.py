@@ -172,3 +172,21 @@ def test_likelihood_cuts_a_long_context_from_the_left_and_scores_an_empty_contin
     kept = loaded.tokenizer.decode(ctx[-(40 - len(cont)):])
     assert value == pytest.approx(_reference_logprob(loaded, kept, continuation), abs=1e-4)
     assert runtime.continuation_logprobs(str(tiny_lm_dir), [(context, "")]) == [0.0]
+
+
+def test_a_likelihood_is_computed_once_per_model_version_and_texts(tiny_lm_dir):
+    first = services.model_version_register(task=Task.TUTOR, family=Family.CAUSAL_LM, base_spec=str(tiny_lm_dir))
+    services.model_version_activate(version=first)
+    contexts, continuations = ["the keeper lit", "once upon a time"], [" the lamp", " the lamp"]
+    values = api.likelihood(Task.TUTOR, contexts, continuations)
+    runtime.cache.clear()  # no model loaded: a figure asked again comes from the cache, not from a pass
+    assert api.likelihood(Task.TUTOR, contexts[::-1], continuations) == values[::-1]
+    assert not runtime.cache.keys()
+    # A new pair is computed (and only the new one is added); another version computes its own.
+    api.likelihood(Task.TUTOR, ["the keeper lit", "a time"], [" the lamp", " the lamp"])
+    assert runtime.cache.keys()
+    second = services.model_version_register(task=Task.TUTOR, family=Family.CAUSAL_LM, base_spec=str(tiny_lm_dir))
+    services.model_version_activate(version=second)
+    runtime.cache.clear()
+    assert api.likelihood(Task.TUTOR, contexts, continuations) == pytest.approx(values)
+    assert runtime.cache.keys()
