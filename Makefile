@@ -42,7 +42,7 @@ setup: install
 
 run: setup
 	@echo
-	@echo "Parlance is starting on http://$(HOST):$(PORT)/  (web + worker + beat; Ctrl-C stops all)"
+	@echo "Parlance is starting on http://$(HOST):$(PORT)/  (web + workers + beat; Ctrl-C stops all)"
 	@echo
 	PARLANCE_BIND=$(HOST):$(PORT) $(BIN)/honcho start -f Procfile
 

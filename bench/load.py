@@ -22,8 +22,9 @@ finance (default)
 students (`--mode students`)
     1. load: the demo course (`mlcore_bootstrap`, `education_setup --demo`: real packaged models, a few
        minutes the first time) and `--clients` students (default 5 in this mode) enrolled in it.
-    2. serve: gunicorn as above, and one Celery worker as in the Procfile (queues default,ml, concurrency 2)
-       to grade essays with the real models. The broker's queues are purged first.
+    2. serve: gunicorn as above, and the Celery workers of the Procfile, with the real models: `worker` (queues
+       default,ml, concurrency 2: explanations, and gradings when a child is free) and `quick` (queue default,
+       concurrency 1: the gradings, which are routed to `default`). The broker's queues are purged first.
     3. clients: each student asks the tutor a question about the course material (answered inside the request:
        retrieval with MiniLM), then does what the answer page's script does: loads the page and polls for the
        explanation (SmolLM2, written by the worker) every second, and submits a new version of an essay, in
@@ -643,9 +644,13 @@ def run_students(args) -> dict:
     env = server_env(args, EDUCATION_TUTOR_QUESTIONS_PER_MINUTE="100000", EDUCATION_ESSAYS_PER_MINUTE="100000")
     subprocess.run([str(VENV_BIN / "celery"), "-A", "core", "purge", "-f", "-Q", "default,ml"], cwd=_common.REPO,
                    env=env, check=False, capture_output=True)
+    # The workers of the Procfile: `worker` (default and ml, 2 children) and `quick` (default only, 1 child).
     worker = start([str(VENV_BIN / "celery"), "-A", "core", "worker", "--queues", "default,ml", "--concurrency", "2",
                     "--loglevel", "INFO", "--hostname", "load-bench@%h"], env,
                    _common.RESULTS_DIR / "load-students-worker.log")
+    quick = start([str(VENV_BIN / "celery"), "-A", "core", "worker", "--queues", "default", "--concurrency", "1",
+                   "--loglevel", "INFO", "--hostname", "load-bench-quick@%h"], env,
+                  _common.RESULTS_DIR / "load-students-quick.log")
     server = start_server(args, env)
     recorder = Recorder()
     submitted: list[int] = []  # essay version ids
@@ -730,13 +735,14 @@ def run_students(args) -> dict:
             time.sleep(args.think)
 
         threads = [threading.Thread(target=student, args=(i, u, b), daemon=True) for i, (u, b) in enumerate(browsers)]
-        server_cpu = group_cpu_seconds(server.pid) + group_cpu_seconds(worker.pid)
+        server_cpu = group_cpu_seconds(server.pid) + group_cpu_seconds(worker.pid) + group_cpu_seconds(quick.pid)
         with _common.OtherLoad() as load:
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-        cpu = cpu_report(load.result(), group_cpu_seconds(server.pid) + group_cpu_seconds(worker.pid) - server_cpu)
+        cpu = cpu_report(load.result(), group_cpu_seconds(server.pid) + group_cpu_seconds(worker.pid)
+                         + group_cpu_seconds(quick.pid) - server_cpu)
         print(f"Waiting (up to {args.grade_wait:.0f} s) for {len(submitted)} essay versions to be graded ...")
         ids = list(submitted)
         deadline = time.monotonic() + args.grade_wait
@@ -746,6 +752,7 @@ def run_students(args) -> dict:
     finally:
         stop(server)
         stop(worker)
+        stop(quick)
     grades = {g.version_id: g for g in Grade.objects.filter(version_id__in=ids).select_related("version")}
     for pk in ids:
         grade = grades.get(pk)
@@ -757,7 +764,7 @@ def run_students(args) -> dict:
     summary = recorder.summary(args.duration)
     print_summary(f"students: {args.clients} students, {args.duration:.0f} s, real models "
                   f"(time_to_grade: submit to grade row, server clock)", summary)
-    print(describe_cpu(cpu) + " (server includes the grading worker)")
+    print(describe_cpu(cpu) + " (server includes both workers)")
     return {"machine": info, "loaded": loaded, "actions": summary, "cpu": cpu}
 
 

@@ -306,7 +306,9 @@ CELERY_TASK_ROUTES = {
     "mlcore.*": {"queue": "ml"},
     # Bulk inference of the apps runs beside training on the ml workers.
     "finance.score_articles": {"queue": "ml"},
-    "education.grade_version": {"queue": "ml"},
+    # One essay's grade is a single encoder pass: on `default`, where the Procfile keeps a worker that never
+    # decodes, so a student's grade does not wait behind explanations and stories on the ml worker.
+    "education.grade_version": {"queue": "default"},
     "education.calibrate": {"queue": "ml"},
     "education.calibration_finish": {"queue": "ml"},
     "education.tutor_embed_material": {"queue": "ml"},

@@ -442,11 +442,11 @@ def upload_decode(data: bytes) -> str:
 
 
 def essay_submit(*, assignment: Assignment, student, text: str) -> EssayVersion:
-    """Store a new version of the student's essay and queue its scoring on the ml workers."""
+    """Store a new version of the student's essay and queue its scoring (on the `default` workers)."""
     cleaned = essay_text_clean(text)
     if not assignment.course.students.filter(pk=student.pk).exists():
         raise GradingError("You are not enrolled in this course.")
-    limit = settings.EDUCATION_ESSAYS_PER_MINUTE  # each version is scored on the ml workers
+    limit = settings.EDUCATION_ESSAYS_PER_MINUTE  # each version is scored by a worker
     since = timezone.now() - timedelta(seconds=60)
     if EssayVersion.objects.filter(essay__student=student, submitted__gte=since).count() >= limit:
         raise GradingError(f"You can submit {limit} essay versions a minute; wait a moment and submit again.")
@@ -465,7 +465,10 @@ def essay_submit(*, assignment: Assignment, student, text: str) -> EssayVersion:
 
 
 def version_grade_enqueue(*, version_id: int) -> None:
-    """Queue scoring on the ml workers under the task ledger, in the caller's transaction (sent after commit).
+    """Queue scoring under the task ledger, in the caller's transaction (sent after commit).
+
+    The scoring is one encoder pass: it is routed to the `default` queue, which the Procfile's `quick` worker
+    serves alone, so a grade never waits behind the `ml` worker's decoding (CELERY_TASK_ROUTES).
 
     A worker lost mid-scoring is noticed by the ledger's sweep and the scoring run again; a message the broker
     lost is re-sent; when the attempts run out, version_grading_gave_up marks the version failed.

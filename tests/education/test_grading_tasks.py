@@ -21,7 +21,7 @@ def test_submissions_are_scored_and_calibration_fine_tunes_on_the_ml_worker(
         require_redis(app.conf.broker_url)
     purge_app_queues()
     env = {**app_broker_env(), "MLCORE_HOME": str(mlcore_home)}
-    with celery_worker(broker_url=env["CELERY_BROKER_URL"], queues="ml", extra_env=env, log_dir=tmp_path):
+    with celery_worker(broker_url=env["CELERY_BROKER_URL"], queues="default,ml", extra_env=env, log_dir=tmp_path):
         for i in range(10):
             pupil = make_user(Role.STUDENT, username=f"w_pupil{i}")
             assignment.course.students.add(pupil)
