@@ -645,12 +645,10 @@ def run_students(args) -> dict:
     subprocess.run([str(VENV_BIN / "celery"), "-A", "core", "purge", "-f", "-Q", "default,ml"], cwd=_common.REPO,
                    env=env, check=False, capture_output=True)
     # The workers of the Procfile: `worker` (default and ml, 2 children) and `quick` (default only, 1 child).
-    worker = start([str(VENV_BIN / "celery"), "-A", "core", "worker", "--queues", "default,ml", "--concurrency", "2",
-                    "--loglevel", "INFO", "--hostname", "load-bench@%h"], env,
-                   _common.RESULTS_DIR / "load-students-worker.log")
-    quick = start([str(VENV_BIN / "celery"), "-A", "core", "worker", "--queues", "default", "--concurrency", "1",
-                   "--loglevel", "INFO", "--hostname", "load-bench-quick@%h"], env,
-                  _common.RESULTS_DIR / "load-students-quick.log")
+    workers = [start([str(VENV_BIN / "celery"), "-A", "core", "worker", "--queues", queues, "--concurrency", children,
+                      "--loglevel", "INFO", "--hostname", f"load-bench-{name}@%h"], env,
+                     _common.RESULTS_DIR / f"load-students-{name}.log")
+               for name, queues, children in (("worker", "default,ml", "2"), ("quick", "default", "1"))]
     server = start_server(args, env)
     recorder = Recorder()
     submitted: list[int] = []  # essay version ids
@@ -735,14 +733,13 @@ def run_students(args) -> dict:
             time.sleep(args.think)
 
         threads = [threading.Thread(target=student, args=(i, u, b), daemon=True) for i, (u, b) in enumerate(browsers)]
-        server_cpu = group_cpu_seconds(server.pid) + group_cpu_seconds(worker.pid) + group_cpu_seconds(quick.pid)
+        server_cpu = sum(group_cpu_seconds(p.pid) for p in (server, *workers))
         with _common.OtherLoad() as load:
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-        cpu = cpu_report(load.result(), group_cpu_seconds(server.pid) + group_cpu_seconds(worker.pid)
-                         + group_cpu_seconds(quick.pid) - server_cpu)
+        cpu = cpu_report(load.result(), sum(group_cpu_seconds(p.pid) for p in (server, *workers)) - server_cpu)
         print(f"Waiting (up to {args.grade_wait:.0f} s) for {len(submitted)} essay versions to be graded ...")
         ids = list(submitted)
         deadline = time.monotonic() + args.grade_wait
@@ -751,8 +748,8 @@ def run_students(args) -> dict:
             time.sleep(1)
     finally:
         stop(server)
-        stop(worker)
-        stop(quick)
+        for worker in workers:
+            stop(worker)
     grades = {g.version_id: g for g in Grade.objects.filter(version_id__in=ids).select_related("version")}
     for pk in ids:
         grade = grades.get(pk)

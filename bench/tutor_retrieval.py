@@ -222,9 +222,9 @@ def main(argv=None) -> int:
         rankings[names[3]].append([p.chunk.material.pk for p in before.passages])
         result = retrieval.rank(question, chunks, question_vector=qv, k=TOP, embed=embed)
         rankings[names[4]].append([p.chunk.material.pk for p in result.passages])
-        if lm:
+        if lm:  # the last step of `rank`, on the ranking just recorded
             calls = len(likelihood_calls)
-            result = retrieval.rank(question, chunks, question_vector=qv, k=TOP, embed=embed, likelihood=likelihood)
+            result.passages = retrieval.likelihood_rerank(result.passages, question=question, likelihood=likelihood)
             asked_lm.append(len(likelihood_calls) > calls)
         rankings[names[5]].append([p.chunk.material.pk for p in result.passages])
         selected = tutor.answer_select(result) if tutor.is_supported(result) else None

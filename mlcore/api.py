@@ -125,6 +125,9 @@ def generate(task: str, prompt: str, *, scope: str = "", system: str | None = No
     return runtime.generate(version_path(version), prompt, adapter=adapter, system=system, **sampling)
 
 
+LIKELIHOOD_CACHE_SECONDS = 24 * 3600
+
+
 def likelihood(task: str, contexts: list[str], continuations: list[str]) -> list[float]:
     """How likely the task's language model finds each continuation after its context: the mean log-probability
     per token (higher is likelier; comparable between contexts for the same continuation), in input order.
@@ -151,9 +154,6 @@ def likelihood(task: str, contexts: list[str], continuations: list[str]) -> list
         cache.set_many(fresh, LIKELIHOOD_CACHE_SECONDS)
         known.update(fresh)
     return [known[key] for key in keys]
-
-
-LIKELIHOOD_CACHE_SECONDS = 24 * 3600
 
 
 def _likelihood_key(version: ModelVersion, path: str, context: str, continuation: str) -> str:
