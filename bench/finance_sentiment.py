@@ -58,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", default="13", help="comma-separated training seeds (default 13)")
     parser.add_argument("--epochs", type=int, default=5, help="maximum epochs (default 5; stops early on validation)")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
+    parser.add_argument("--layer-decay", type=float, default=1.0,
+                        help="layer-wise learning-rate decay: each layer below the top learns at this factor of the "
+                             "one above (default 1: one rate for all)")
     parser.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
     parser.add_argument("--max-length", type=int, default=64, help="training max tokens (default 64)")
     parser.add_argument("--patience", type=int, default=2, help="epochs without validation gain before stopping")
@@ -145,6 +148,7 @@ def fine_tune(splits, args, seed: int) -> dict:
               f"{event['seconds']:.0f} s", flush=True)
 
     params = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+              "layer_decay": args.layer_decay,
               "max_length": args.max_length, "seed": seed, "patience": args.patience}
     seconds, result = _common.timed(
         training.train_encoder, base_path=specs.resolve(args.base), kind="classifier", train=rows("train"),

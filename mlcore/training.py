@@ -8,6 +8,7 @@ early when validation stops improving. Deterministic for a seed on CPU.
 import json
 import math
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ DEFAULT_ENCODER_PARAMS = {
     "max_length": 128,
     "patience": 2,
     "seed": 13,
+    "layer_decay": 1.0,  # < 1: each layer below the top learns at this factor of the one above (1: one rate)
 }
 
 
@@ -103,6 +105,44 @@ def _val_score(kind: str, report: dict) -> float:
     return report["qwk"] - 1e-3 * report["rmse"]
 
 
+_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+_NO_WEIGHT_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
+
+
+def layer_depth(name: str, layers: int) -> int:
+    """How deep a parameter sits: 0 for the embeddings, i + 1 for transformer layer i, layers + 1 for the rest
+    (pooler, final norm, the task head)."""
+    found = _LAYER_INDEX.search(name)
+    if found:
+        return int(found.group(1)) + 1
+    return 0 if "embed" in name else layers + 1
+
+
+def parameter_groups(model, *, learning_rate: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+    """AdamW groups: no weight decay on biases and layer norms. With `layer_decay` < 1, layer-wise learning-rate
+    decay: the head and the top layer learn at `learning_rate`, each layer below at `layer_decay` times the one
+    above, the embeddings lowest, so fine-tuning moves the general lower layers less than the task's top.
+
+    At 1 (the default) the two groups are the ones a checkpoint written before this option holds, so a job
+    killed then still resumes.
+    """
+    if not 0.0 < layer_decay <= 1.0:
+        raise ValueError("layer_decay must be in (0, 1]")
+    named = list(model.named_parameters())
+    if layer_decay == 1.0:
+        return [{"params": [w for n, w in named if not n.endswith(_NO_WEIGHT_DECAY)], "weight_decay": weight_decay},
+                {"params": [w for n, w in named if n.endswith(_NO_WEIGHT_DECAY)], "weight_decay": 0.0}]
+    layers = max((layer_depth(n, 0) for n, _ in named if _LAYER_INDEX.search(n)), default=0)
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, weight in named:
+        depth, decays = layer_depth(name, layers), not name.endswith(_NO_WEIGHT_DECAY)
+        group = groups.setdefault((depth, decays), {
+            "params": [], "weight_decay": weight_decay if decays else 0.0,
+            "lr": learning_rate * layer_decay ** (layers + 1 - depth)})
+        group["params"].append(weight)
+    return [groups[key] for key in sorted(groups)]
+
+
 def train_encoder(
     *,
     base_path: str,
@@ -164,12 +204,8 @@ def train_encoder(
     epochs, batch_size = int(p["epochs"]), int(p["batch_size"])
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total_steps = steps_per_epoch * epochs
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {"params": [w for n, w in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": float(p["weight_decay"])},
-        {"params": [w for n, w in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
+    groups = parameter_groups(model, learning_rate=float(p["learning_rate"]), weight_decay=float(p["weight_decay"]),
+                              layer_decay=float(p["layer_decay"]))
     optimizer = torch.optim.AdamW(groups, lr=float(p["learning_rate"]))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * float(p["warmup_ratio"])), total_steps)
 

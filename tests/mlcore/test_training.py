@@ -117,3 +117,52 @@ def test_a_confidence_outside_zero_to_one_is_refused(tmp_path, tiny_encoder_dir,
         train_encoder(base_path=str(tiny_encoder_dir), kind="classifier",
                       train=[{**TRAIN[0], "confidence": confidence}, *TRAIN[1:]], validation=VAL, labels=None,
                       params={"epochs": 1}, work_dir=tmp_path)
+
+
+def test_layer_decay_gives_each_depth_its_learning_rate(tiny_encoder_dir):
+    """Head and pooler at the peak rate, each of the 2 layers below a factor lower, the embeddings lowest."""
+    from transformers import AutoModelForSequenceClassification
+
+    from mlcore.training import parameter_groups
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=3)
+    groups = parameter_groups(model, learning_rate=1e-3, weight_decay=0.01, layer_decay=0.5)
+    rate = {id(w): g["lr"] for g in groups for w in g["params"]}
+    decay = {id(w): g["weight_decay"] for g in groups for w in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(rate) == len(named)  # every parameter in exactly one group
+    assert rate[id(named["classifier.weight"])] == rate[id(named["bert.pooler.dense.weight"])] == 1e-3
+    assert rate[id(named["bert.encoder.layer.1.output.dense.weight"])] == pytest.approx(5e-4)
+    assert rate[id(named["bert.encoder.layer.0.attention.self.query.weight"])] == pytest.approx(2.5e-4)
+    assert rate[id(named["bert.embeddings.word_embeddings.weight"])] == pytest.approx(1.25e-4)
+    assert decay[id(named["bert.encoder.layer.0.output.LayerNorm.weight"])] == 0.0
+    assert decay[id(named["bert.encoder.layer.0.output.dense.bias"])] == 0.0
+    assert decay[id(named["bert.encoder.layer.0.output.dense.weight"])] == 0.01
+
+
+def test_without_layer_decay_the_two_groups_of_old_checkpoints_stay(tiny_encoder_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    from mlcore.training import parameter_groups
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=3)
+    groups = parameter_groups(model, learning_rate=1e-3, weight_decay=0.01)
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0] and all("lr" not in g for g in groups)
+
+
+@pytest.mark.parametrize("layer_decay", [0.0, 1.2])
+def test_a_layer_decay_outside_zero_to_one_is_refused(tmp_path, tiny_encoder_dir, layer_decay):
+    with pytest.raises(ValueError, match="layer_decay"):
+        run(tmp_path, tiny_encoder_dir, layer_decay=layer_decay)
+
+
+def test_layer_decay_moves_the_lower_layers_less(tmp_path, tiny_encoder_dir):
+    """Same seed and data: with a strong decay the word embeddings barely move; without it they do."""
+    before = weights(tiny_encoder_dir)["embeddings.word_embeddings.weight"]  # saved as a bare BertModel
+
+    def moved(result):
+        return float((weights(result.best_dir)["bert.embeddings.word_embeddings.weight"] - before).abs().sum())
+
+    plain = moved(run(tmp_path / "plain", tiny_encoder_dir, epochs=1, seed=3))
+    decayed = moved(run(tmp_path / "decayed", tiny_encoder_dir, epochs=1, seed=3, layer_decay=0.1))
+    assert plain > 0 and decayed < 0.01 * plain
