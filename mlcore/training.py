@@ -132,7 +132,7 @@ def parameter_groups(model, *, learning_rate: float, weight_decay: float, layer_
     if layer_decay == 1.0:
         return [{"params": [w for n, w in named if not n.endswith(_NO_WEIGHT_DECAY)], "weight_decay": weight_decay},
                 {"params": [w for n, w in named if n.endswith(_NO_WEIGHT_DECAY)], "weight_decay": 0.0}]
-    layers = max((layer_depth(n, 0) for n, _ in named if _LAYER_INDEX.search(n)), default=0)
+    layers = max((int(m.group(1)) + 1 for n, _ in named if (m := _LAYER_INDEX.search(n))), default=0)
     groups: dict[tuple[int, bool], dict] = {}
     for name, weight in named:
         depth, decays = layer_depth(name, layers), not name.endswith(_NO_WEIGHT_DECAY)

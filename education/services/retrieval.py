@@ -176,6 +176,11 @@ class Passage:
     question_likelihood: float | None = None
 
 
+def _score_order(passage: Passage) -> tuple:
+    """Best score first; ties in the material's own order (stable between runs)."""
+    return -passage.score, passage.chunk.material_id, passage.chunk.position
+
+
 @dataclass
 class Retrieval:
     question_terms: list[str]
@@ -253,7 +258,7 @@ def sentence_rerank(passages: list[Passage], *, question_terms: list[str], idf: 
         best_overlap = max((overlap for _, terms, overlap in group if len(terms) >= SENTENCE_MIN_TERMS), default=0.0)
         passage.score = (w_score * passage.score + w_cosine * max(passage.sentence_cosines.values(), default=0.0)
                          + w_overlap * best_overlap)
-    return sorted(pool, key=lambda p: (-p.score, p.chunk.material_id, p.chunk.position)) + rest
+    return sorted(pool, key=_score_order) + rest
 
 
 def likelihood_rerank(passages: list[Passage], *, question: str, likelihood: Likelihood | None) -> list[Passage]:
@@ -272,7 +277,7 @@ def likelihood_rerank(passages: list[Passage], *, question: str, likelihood: Lik
     for passage, value, scaled in zip(pool, values, min_max(values), strict=True):
         passage.question_likelihood = value
         passage.score += LIKELIHOOD_WEIGHT * scaled
-    return sorted(pool, key=lambda p: (-p.score, p.chunk.material_id, p.chunk.position)) + rest
+    return sorted(pool, key=_score_order) + rest
 
 
 def _cosines(vectors: list[list[float]], query: list[float]) -> list[float]:
@@ -316,7 +321,7 @@ def rank(question: str, chunks: list[MaterialChunk], *, question_vector: list[fl
                  + w_bigram * bigram_proximity(question_terms, passage_terms[i]))
         passages.append(Passage(chunk=chunks[i], score=score, bm25=lexical[i], dense=dense[i], coverage=cover,
                                 terms=passage_terms[i]))
-    passages.sort(key=lambda p: (-p.score, p.chunk.material_id, p.chunk.position))
+    passages.sort(key=_score_order)
     passages = sentence_rerank(passages, question_terms=question_terms, idf=bm25.idf,
                                question_vector=question_vector, embed=embed)
     passages = likelihood_rerank(passages, question=question, likelihood=likelihood)
