@@ -57,6 +57,7 @@ import _common  # bench/ is sys.path[0] when this file runs as a script
 DEFAULT_DATA = _common.REPO.parent / "shared" / "data" / "asap_aes"
 EMBED_CACHE = _common.RESULTS_DIR / "essay-embeddings"
 FEATURE_CACHE = _common.RESULTS_DIR / "essay-features"
+LM_CACHE = _common.RESULTS_DIR / "essay-lm"
 FINETUNE_DIR = _common.RESULTS_DIR / "essay-finetune"  # a fine-tune's work folder, removed after
 FOLDS = 5
 PROMPTS = list(range(1, 9))
@@ -88,6 +89,10 @@ def parse_args(argv=None):
     parser.add_argument("--finetune", action="store_true",
                         help="also run the calibration's encoder fine-tune per prompt and fold (slow) and report "
                              "the scorer the calibration would choose")
+    parser.add_argument("--lm", action="store_true",
+                        help="add the language model's middle layer (mlcore.runtime.decoder_middle) to the rows")
+    parser.add_argument("--lm-model", default="",
+                        help="the language model of --lm: a local HF folder (default the packaged SmolLM2)")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the --limit sample and the curve draws")
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS, help="torch threads (default 2)")
     return parser.parse_args(argv)
@@ -180,20 +185,25 @@ def _save(path: Path, array) -> None:
 class Vectors:
     """Embedding + text features per essay id, computed by the app's code once and cached on disk."""
 
-    def __init__(self, essays: dict[int, dict], model_path: str):
+    def __init__(self, essays: dict[int, dict], model_path: str, lm_path: str = ""):
         from education.services import feedback, grading
 
-        self.essays, self.model_path = essays, model_path
+        self.essays, self.model_path, self.lm_path = essays, model_path, lm_path
+        self.lm: dict[int, object] = {}
         self.chunk_words = str(grading.EMBED_CHUNK_WORDS)
         # The feature cache is invalidated when the feature code changes.
         self.feature_code = _key(inspect.getsource(grading.text_features), inspect.getsource(feedback))
         self.embeddings: dict[int, object] = {}
         self.features: dict[int, object] = {}
         self.timing = {"embedded": 0, "embedded_chunks": 0, "embed_s": 0.0, "embeddings_from_cache": 0,
-                       "featurised": 0, "features_s": 0.0, "features_from_cache": 0}
+                       "featurised": 0, "features_s": 0.0, "features_from_cache": 0,
+                       "lm_read": 0, "lm_s": 0.0, "lm_from_cache": 0}
 
     def _embed_key(self, i: int) -> str:
         return _key(self.essays[i]["text"], self.model_path, self.chunk_words, "last+middle")
+
+    def _lm_key(self, i: int) -> str:
+        return _key(self.essays[i]["text"], self.lm_path, "decoder-middle-384")
 
     def _feature_key(self, i: int) -> str:
         return _key(self.essays[i]["text"], self.feature_code)
@@ -203,37 +213,20 @@ class Vectors:
 
         from education.services import grading
 
-        todo = []
-        for i in ids:
-            if i in self.embeddings:
-                continue
-            path = _cache_path(EMBED_CACHE, self._embed_key(i))
-            if path.is_file():
-                self.embeddings[i] = np.load(path).astype(float)
-                self.timing["embeddings_from_cache"] += 1
-            else:
-                todo.append(i)
-        if todo:
-            say(f"  embedding {len(todo)} essays ({len(ids) - len(todo)} cached) ...")
-            started, last = time.perf_counter(), time.perf_counter()
-            for start in range(0, len(todo), EMBED_BATCH):
-                batch = todo[start : start + EMBED_BATCH]
-                texts = [self.essays[i]["text"] for i in batch]
-                t0 = time.perf_counter()
-                vectors = [[*last, *middle] for last, middle in grading.essay_vectors(texts)]
-                self.timing["embed_s"] += time.perf_counter() - t0
-                self.timing["embedded"] += len(batch)
-                self.timing["embedded_chunks"] += sum(
-                    max(1, -(-len(t.split()) // grading.EMBED_CHUNK_WORDS)) for t in texts)
-                for i, vector in zip(batch, vectors, strict=True):
-                    array = np.asarray(vector, dtype=np.float32)
-                    _save(_cache_path(EMBED_CACHE, self._embed_key(i)), array)
-                    self.embeddings[i] = array.astype(float)
-                if time.perf_counter() - last > 30 or start + EMBED_BATCH >= len(todo):
-                    done = min(start + EMBED_BATCH, len(todo))
-                    rate = done / max(time.perf_counter() - started, 1e-9)
-                    say(f"    {done}/{len(todo)} essays, {rate:.1f} essays/s", flush=True)
-                    last = time.perf_counter()
+        def embed(batch: list[int]) -> list[list[float]]:
+            texts = [self.essays[i]["text"] for i in batch]
+            self.timing["embedded_chunks"] += sum(
+                max(1, -(-len(t.split()) // grading.EMBED_CHUNK_WORDS)) for t in texts)
+            return [[*last, *middle] for last, middle in grading.essay_vectors(texts)]
+
+        self._fill(self.embeddings, EMBED_CACHE, self._embed_key, ids, embed, say=say, what="embedding",
+                   counters=("embedded", "embed_s", "embeddings_from_cache"))
+        if self.lm_path:
+            from mlcore import runtime
+
+            self._fill(self.lm, LM_CACHE, self._lm_key, ids,
+                       lambda batch: runtime.decoder_middle(self.lm_path, [self.essays[i]["text"] for i in batch]),
+                       say=say, what="reading with the language model", counters=("lm_read", "lm_s", "lm_from_cache"))
         for i in ids:
             if i in self.features:
                 continue
@@ -250,14 +243,53 @@ class Vectors:
             _save(path, row)
             self.features[i] = row
 
+    def _fill(self, store: dict, root: Path, key, ids: list[int], compute, *, say, what: str,
+              counters: tuple[str, str, str]) -> None:
+        """Each id's vector into `store`: from the cache under `root`, else `compute(batch of ids)` in batches of
+        EMBED_BATCH, cached; progress every 30 s. `counters`: the timing keys of computed, seconds, cached."""
+        import numpy as np
+
+        computed, seconds, cached = counters
+        todo = []
+        for i in ids:
+            if i in store:
+                continue
+            path = _cache_path(root, key(i))
+            if path.is_file():
+                store[i] = np.load(path).astype(float)
+                self.timing[cached] += 1
+            else:
+                todo.append(i)
+        if not todo:
+            return
+        say(f"  {what}: {len(todo)} essays ({len(ids) - len(todo)} cached) ...")
+        started, last = time.perf_counter(), time.perf_counter()
+        for start in range(0, len(todo), EMBED_BATCH):
+            batch = todo[start : start + EMBED_BATCH]
+            t0 = time.perf_counter()
+            vectors = compute(batch)
+            self.timing[seconds] += time.perf_counter() - t0
+            self.timing[computed] += len(batch)
+            for i, vector in zip(batch, vectors, strict=True):
+                array = np.asarray(vector, dtype=np.float32)
+                _save(_cache_path(root, key(i)), array)
+                store[i] = array.astype(float)
+            if time.perf_counter() - last > 30 or start + EMBED_BATCH >= len(todo):
+                done = min(start + EMBED_BATCH, len(todo))
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                say(f"    {done}/{len(todo)} essays, {rate:.2f} essays/s", flush=True)
+                last = time.perf_counter()
+
     def matrix(self, ids: list[int]):
         import numpy as np
 
-        return np.asarray([[*self.embeddings[i], *self.features[i]] for i in ids])
+        return np.asarray([[*self.embeddings[i], *self.lm.get(i, ()), *self.features[i]] for i in ids])
 
     @property
     def embed_dims(self) -> int:
-        return len(next(iter(self.embeddings.values())))
+        """The embedding block's columns: the encoder's layers and, with --lm, the language model's."""
+        lm = len(next(iter(self.lm.values()))) if self.lm else 0
+        return len(next(iter(self.embeddings.values()))) + lm
 
 
 # --- evaluation ------------------------------------------------------------------------------------
@@ -456,7 +488,13 @@ def main(argv=None) -> int:
 
     model_path = embedding_model_path()
     print(f"Embedding model: {model_path}")
-    vectors = Vectors(essays, model_path)
+    lm_path = ""
+    if args.lm:
+        from mlcore import specs
+
+        lm_path = args.lm_model or specs.resolve(specs.lm_spec())
+        print(f"Language model (--lm): {lm_path}")
+    vectors = Vectors(essays, model_path, lm_path)
     needed = sorted(i for i, e in essays.items() if e["prompt"] in prompts)
     t0 = time.monotonic()
     vectors.ensure(needed)
@@ -514,8 +552,8 @@ def main(argv=None) -> int:
 
     print()
     print(f"ASAP-AES, Taghipour & Ng folds {fold_ids}, app scorer (MiniLM chunked embedding + text features, "
-          f"ridge, selection {args.select})" + (f", at most {args.limit_per_prompt} essays per prompt"
-                                                 if args.limit_per_prompt else ""))
+          f"ridge, selection {args.select})" + (f", with the LM's middle layer ({lm_path})" if lm_path else "")
+          + (f", at most {args.limit_per_prompt} essays per prompt" if args.limit_per_prompt else ""))
     rows = [[r["prompt"], f"{r['range'][0]}–{r['range'][1]}",
              sum(f["train"] for f in r["folds"]) // len(r["folds"]), sum(f["test"] for f in r["folds"]),
              fmt(statistics.mean(f["dev_qwk"] for f in r["folds"]) if all(f["dev_qwk"] is not None
@@ -553,7 +591,8 @@ def main(argv=None) -> int:
               f"about {timing['full_corpus_embed_estimate_min']} min to embed at that chunk rate.")
     path = _common.write_result("essay_qwk", {
         "command": " ".join(sys.argv), "args": {k: str(v) for k, v in vars(args).items()}, "data": data_info,
-        "machine": info, "embedding_model": model_path, "vectors": timing, "durations": durations,
+        "machine": info, "embedding_model": model_path, "language_model": lm_path or None, "vectors": timing,
+        "durations": durations,
         "results": results, "average_qwk": average, "worst_prompt": {"prompt": worst["prompt"], "qwk": worst["qwk"]},
         "goal": {"average": GOAL_AVERAGE, "worst": GOAL_WORST, "met": goal_met}, "curve": curve,
     })

@@ -142,6 +142,38 @@ class WithMiddleLayer(torch.nn.Module):
         return SimpleNamespace(last_hidden_state=out.last_hidden_state, middle_hidden_state=middle)
 
 
+class DecoderMiddle(torch.nn.Module):
+    """A decoder LM cut after its middle layer, for reading a text rather than continuing it.
+
+    A causal LM's middle layer carries how a text is written (its vocabulary, syntax, slips) as well as what
+    it says; mean-pooled, it helps the essay scorer beside the encoder's embeddings (docs/benchmarks.md). Where
+    the base model keeps its blocks in `layers` with a final `norm` (Llama, Mistral, Qwen, SmolLM2 ...), the
+    blocks after the middle are dropped, so a pass costs half the model's; other architectures run whole and
+    return the middle entry of their hidden states, the same vectors.
+    """
+
+    def __init__(self, base):
+        super().__init__()
+        self.depth = base.config.num_hidden_layers // 2
+        layers = getattr(base, "layers", None)
+        self.cut = isinstance(layers, torch.nn.ModuleList) and isinstance(getattr(base, "norm", None),
+                                                                          torch.nn.Module)
+        if self.cut:
+            base.layers = layers[: self.depth]
+            base.norm = torch.nn.Identity()  # hidden_states[depth] is the block's output before any norm
+            base.config.num_hidden_layers = self.depth
+            if getattr(base.config, "layer_types", None):
+                base.config.layer_types = base.config.layer_types[: self.depth]
+        self.base, self.config = base, base.config
+
+    def forward(self, input_ids, attention_mask):
+        out = self.base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                        output_hidden_states=not self.cut)
+        # hidden_states[0] is the embeddings' output, [i] block i's.
+        return SimpleNamespace(middle_hidden_state=out.last_hidden_state if self.cut
+                               else out.hidden_states[self.depth])
+
+
 def load_encoder_model(path: str, kind: str):
     """The transformers model serving `kind` ("embedder", "middle_embedder", "classifier", "regressor")."""
     from transformers import AutoModel, AutoModelForSequenceClassification
@@ -193,6 +225,19 @@ def _load_causal_lm(path: str, adapter: str | None, device: torch.device) -> Loa
         model = model.merge_and_unload()
     model.to(device).eval()
     return Loaded(model, tokenizer, "causal_lm", device, _param_bytes(model), read_sidecar(adapter or path))
+
+
+def _load_decoder_middle(path: str, device: torch.device) -> Loaded:
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)  # its own: padding on the right for the mean, whatever the LM's
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = DecoderMiddle(AutoModel.from_pretrained(path, dtype=dtype))
+    model.to(device).eval()
+    return Loaded(model, tokenizer, "decoder_middle", device, _param_bytes(model), {"depth": model.depth})
 
 
 def encoder(path: str, kind: str) -> Loaded:
@@ -280,6 +325,22 @@ def _pooled(loaded: Loaded, texts: list[str], batch_size: int, max_length: int) 
                 pooled = mean_pool(getattr(result, name), enc["attention_mask"]).float()
                 for i, vector in zip(idx, torch.nn.functional.normalize(pooled, dim=-1).cpu().tolist(), strict=True):
                     slot[i] = vector
+    return out
+
+
+def decoder_middle(path: str, texts: list[str], *, batch_size: int = 8, max_length: int = 384) -> list[list[float]]:
+    """The causal LM's middle layer mean-pooled over each text's first `max_length` tokens (unit length), in input
+    order. Right padding and causal attention leave a text's own states as they would be alone."""
+    loaded = cache.get(("decoder_middle", path, str(select_device())),
+                       lambda: _load_decoder_middle(path, select_device()))
+    out: list = [None] * len(texts)
+    with torch.inference_mode():
+        for idx in _length_batches(texts, batch_size):
+            enc = _encode(loaded, [texts[i] for i in idx], max_length)
+            states = loaded.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            pooled = mean_pool(states.middle_hidden_state, enc["attention_mask"]).float()
+            for i, vector in zip(idx, torch.nn.functional.normalize(pooled, dim=-1).cpu().tolist(), strict=True):
+                out[i] = vector
     return out
 
 
