@@ -14,6 +14,8 @@ Protocol (the one FinBERT reports on, made reproducible):
    fine-tuning jobs run) for each seed in `--seeds`; with several seeds their probabilities are also averaged
    (a seed ensemble) and reported as an extra row. `--soft-labels` trains on soft labels from the agreement
    levels (a row's `confidence`, SOFT_CONFIDENCE); validation and test are scored on the labels as given.
+   `--layer-decay d` gives each layer below the top d times the rate of the one above; `--class-weighting
+   balanced` weighs each label's loss by rows / (3 x its rows) (neutral is about 59% of the sentences).
    `--base` fine-tunes another backbone the same way (e.g. `package:smollm2`, the SmolLM2 decoder with a
    classification head on its last token).
 5. Report accuracy and macro-F1 on the 50Agree test split and on its AllAgree part, for every model and for
@@ -27,7 +29,7 @@ Run (about 15 minutes per seed on 2 quiet cores; results in var/bench/finance_se
 
     .venv/bin/python bench/finance_sentiment.py [--data ../shared/data/financial_phrasebank] [--seeds 13]
         [--epochs 5] [--learning-rate 5e-5] [--batch-size 16] [--max-length 64] [--split-seed 2026] [--soft-labels]
-        [--base package:minilm]
+        [--layer-decay 1.0] [--class-weighting none|balanced] [--base package:minilm]
 
 Exit code 2 means the data folder is missing.
 """
@@ -61,6 +63,8 @@ def parse_args(argv=None):
     parser.add_argument("--layer-decay", type=float, default=1.0,
                         help="layer-wise learning-rate decay: each layer below the top learns at this factor of the "
                              "one above (default 1: one rate for all)")
+    parser.add_argument("--class-weighting", choices=["none", "balanced"], default="none",
+                        help="weigh each label's training loss by rows / (labels x its rows) (default none)")
     parser.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
     parser.add_argument("--max-length", type=int, default=64, help="training max tokens (default 64)")
     parser.add_argument("--patience", type=int, default=2, help="epochs without validation gain before stopping")
@@ -148,7 +152,7 @@ def fine_tune(splits, args, seed: int) -> dict:
               f"{event['seconds']:.0f} s", flush=True)
 
     params = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-              "layer_decay": args.layer_decay,
+              "layer_decay": args.layer_decay, "class_weighting": args.class_weighting,
               "max_length": args.max_length, "seed": seed, "patience": args.patience}
     seconds, result = _common.timed(
         training.train_encoder, base_path=specs.resolve(args.base), kind="classifier", train=rows("train"),

@@ -30,7 +30,9 @@ DEFAULT_ENCODER_PARAMS = {
     "patience": 2,
     "seed": 13,
     "layer_decay": 1.0,  # < 1: each layer below the top learns at this factor of the one above (1: one rate)
+    "class_weighting": "none",  # classifier: "balanced" weighs each label's loss by rows / (labels x its rows)
 }
+CLASS_WEIGHTINGS = ("none", "balanced")
 
 
 class TrainingCancelled(Exception):
@@ -182,6 +184,8 @@ def train_encoder(
         if not all(0.0 < c <= 1.0 for c in confidences):
             raise ValueError("a row's confidence must be in (0, 1]")
         sidecar = {"family": "classifier", "labels": labels}
+        class_weight = class_weights(targets, len(labels), p["class_weighting"])
+        class_weight = class_weight.to(device) if class_weight is not None else None
     else:
         values = [float(r["target"]) for r in train]
         mean = sum(values) / len(values)
@@ -256,7 +260,7 @@ def train_encoder(
                 logits = model(**enc).logits
             if kind == "classifier":
                 loss = torch.nn.functional.cross_entropy(logits.float(), _soft_targets(
-                    y, [confidences[i] for i in idx], len(labels)))
+                    y, [confidences[i] for i in idx], len(labels)), weight=class_weight)
             else:
                 loss = torch.nn.functional.mse_loss(logits.float()[:, 0], y.float())
             loss.backward()
@@ -294,6 +298,19 @@ def train_encoder(
     (work_dir / "history.json").write_text(json.dumps(history, indent=2))
     return TrainResult(best_dir=best_dir, metrics=best_report, epochs_run=epoch + 1,
                        stopped_early=stopped_early, resumed_from_epoch=resumed_from, history=history)
+
+
+def class_weights(targets: list[int], classes: int, weighting: str) -> torch.Tensor | None:
+    """The cross-entropy's weight per label index: None for "none"; for "balanced" rows / (classes x the label's
+    rows), so every label weighs as much in the loss as if the labels were even (a label with no rows: 1)."""
+    if weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, not {weighting!r}")
+    if weighting == "none":
+        return None
+    counts = [0] * classes
+    for target in targets:
+        counts[target] += 1
+    return torch.tensor([len(targets) / (classes * n) if n else 1.0 for n in counts])
 
 
 def _soft_targets(y: torch.Tensor, confidences: list[float], classes: int) -> torch.Tensor:

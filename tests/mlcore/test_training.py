@@ -166,3 +166,32 @@ def test_layer_decay_moves_the_lower_layers_less(tmp_path, tiny_encoder_dir):
     plain = moved(run(tmp_path / "plain", tiny_encoder_dir, epochs=1, seed=3))
     decayed = moved(run(tmp_path / "decayed", tiny_encoder_dir, epochs=1, seed=3, layer_decay=0.1))
     assert plain > 0 and decayed < 0.01 * plain
+
+
+def test_balanced_class_weights_make_every_label_weigh_the_same_in_the_loss():
+    from mlcore.training import class_weights
+
+    weights_ = class_weights([0, 0, 0, 0, 0, 0, 1, 1, 2], 4, "balanced")  # label 3 has no rows
+
+    assert weights_.tolist() == pytest.approx([9 / (4 * 6), 9 / (4 * 2), 9 / (4 * 1), 1.0])
+    assert 6 * weights_[0] == pytest.approx(2 * weights_[1]) == pytest.approx(1 * weights_[2])
+    assert class_weights([0, 1], 2, "none") is None
+
+
+def test_class_weighting_changes_the_training_loss_on_skewed_labels(tmp_path, tiny_encoder_dir):
+    skewed = [r for r in TRAIN if r["label"] != "negative"] + [r for r in TRAIN if r["label"] == "negative"][:2]
+    plain = run(tmp_path / "plain", tiny_encoder_dir, train=skewed, epochs=1, seed=5)
+    balanced = run(tmp_path / "balanced", tiny_encoder_dir, train=skewed, epochs=1, seed=5,
+                   class_weighting="balanced")
+    even = TRAIN  # 10 rows a label: balanced weights are all 1, the loss is the plain one
+    plain_even = run(tmp_path / "plain-even", tiny_encoder_dir, train=even, epochs=1, seed=5)
+    balanced_even = run(tmp_path / "balanced-even", tiny_encoder_dir, train=even, epochs=1, seed=5,
+                        class_weighting="balanced")
+
+    assert balanced.history[0]["train_loss"] != pytest.approx(plain.history[0]["train_loss"], abs=1e-4)
+    assert balanced_even.history[0]["train_loss"] == pytest.approx(plain_even.history[0]["train_loss"], abs=1e-6)
+
+
+def test_an_unknown_class_weighting_is_refused(tmp_path, tiny_encoder_dir):
+    with pytest.raises(ValueError, match="class_weighting"):
+        run(tmp_path, tiny_encoder_dir, epochs=1, class_weighting="inverse")
