@@ -9,7 +9,9 @@ Protocol:
    `train_ids.txt` are the teacher-graded essays, `test_ids.txt` the essays scored; `dev_ids.txt` are only used
    to report a dev QWK (and, with `--select dev`, to choose the ridge settings). Test ids never reach a fit.
 3. The scorer is the app's: `grading.essay_vectors` (packaged MiniLM's last and middle layers mean-pooled,
-   essays longer than 150 words embedded in chunks and averaged) plus `grading.text_features`, fitted with
+   essays longer than 150 words embedded in chunks and averaged), the tutor LM's middle layer mean-pooled over
+   the first 384 tokens (`mlcore.runtime.decoder_middle`, the packaged SmolLM2 or `--lm-model`; `--no-lm`
+   leaves it out, as `EDUCATION_ESSAY_LM=false` does in the app) plus `grading.text_features`, fitted with
    `calibration.ridge_select` (the ridge with its inner 4-fold choice of alpha and embedding weight, the kernel
    ridge averaged in when the same folds say it helps, and the stretch that widens its predictions around the
    mean grade), predictions clipped and rounded to the prompt's range with `grading.clip_round`. QWK per prompt
@@ -26,9 +28,10 @@ Protocol:
    training ids, the app's calibration path (`cross_validate` for the QWK the teacher is shown, `ridge_select`
    for the scorer), QWK on the fold's test ids, averaged over prompts and over `--curve-draws` draws.
 
-Embeddings and text features are cached per essay under var/bench/essay-embeddings/ and
-var/bench/essay-features/ (keyed by a hash of the text and the model path / the feature code), so reruns and
-the curve do not embed again.
+Embeddings, LM vectors and text features are cached per essay under var/bench/essay-embeddings/,
+var/bench/essay-lm/ and var/bench/essay-features/ (keyed by a hash of the text and the model path / the feature
+code), so reruns and the curve do not embed again. A first full run takes about an hour on 2 CPU cores (MiniLM
+16 min, the LM's half 41 min); a rerun from the cache 2-3 min.
 
 Goals being checked: average QWK >= 0.80 with no prompt below 0.70 (human raters 0.754, Taghipour & Ng 0.76,
 BERT-based 0.79).
@@ -37,6 +40,7 @@ Run (the full run embeds all 12,978 essays once; see the report of the smoke run
 
     nice -n 10 .venv/bin/python bench/essay_qwk.py [--data ../shared/data/asap_aes] [--prompts 1,3] [--folds 0]
         [--limit-per-prompt N] [--no-curve] [--curve-draws 3] [--select inner|dev] [--threads 2] [--finetune]
+        [--no-lm] [--lm-model FOLDER]
 
 Exit code 2 means the data folder is missing.
 """
@@ -89,10 +93,11 @@ def parse_args(argv=None):
     parser.add_argument("--finetune", action="store_true",
                         help="also run the calibration's encoder fine-tune per prompt and fold (slow) and report "
                              "the scorer the calibration would choose")
-    parser.add_argument("--lm", action="store_true",
-                        help="add the language model's middle layer (mlcore.runtime.decoder_middle) to the rows")
+    parser.add_argument("--no-lm", action="store_true",
+                        help="leave the language model's middle layer (mlcore.runtime.decoder_middle) out of the rows")
     parser.add_argument("--lm-model", default="",
-                        help="the language model of --lm: a local HF folder (default the packaged SmolLM2)")
+                        help="the language model that reads the essays: a local HF folder (default the packaged "
+                             "SmolLM2)")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the --limit sample and the curve draws")
     parser.add_argument("--threads", type=int, default=_common.DEFAULT_THREADS, help="torch threads (default 2)")
     return parser.parse_args(argv)
@@ -489,11 +494,11 @@ def main(argv=None) -> int:
     model_path = embedding_model_path()
     print(f"Embedding model: {model_path}")
     lm_path = ""
-    if args.lm:
+    if not args.no_lm:
         from mlcore import specs
 
         lm_path = args.lm_model or specs.resolve(specs.lm_spec())
-        print(f"Language model (--lm): {lm_path}")
+        print(f"Language model: {lm_path}")
     vectors = Vectors(essays, model_path, lm_path)
     needed = sorted(i for i, e in essays.items() if e["prompt"] in prompts)
     t0 = time.monotonic()

@@ -347,6 +347,10 @@ EDUCATION_ESSAYS_PER_MINUTE = int(os.environ.get("EDUCATION_ESSAYS_PER_MINUTE", 
 # question in five, ~1 s on 2 CPU cores; the model loads there as it starts, with PARLANCE_WARM_MODELS). False keeps
 # the LM out of web processes.
 EDUCATION_TUTOR_LIKELIHOOD_RERANK = env_bool("EDUCATION_TUTOR_LIKELIHOOD_RERANK", True)
+# A calibration reads each graded essay with the tutor's language model too (its middle layer, half the model's
+# layers, ~0.2 s an essay on 2 CPU cores) and the scorer weighs that beside the encoder's layers (docs/benchmarks.md,
+# essays). False fits new calibrations without it; calibrations fitted with it keep reading it.
+EDUCATION_ESSAY_LM = env_bool("EDUCATION_ESSAY_LM", True)
 
 # entertainment: story and dialogue generations one writer may start per minute (counted from the job table)
 ENTERTAINMENT_JOBS_PER_MINUTE = int(os.environ.get("ENTERTAINMENT_JOBS_PER_MINUTE", "6"))

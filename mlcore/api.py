@@ -20,7 +20,7 @@ __all__ = [
     "ModelNotReady", "NoActiveVersion", "RegistryError", "Task",
     "predict", "score", "embed", "embed_with_middle", "generate", "start_finetune", "finetune_now", "evaluate",
     "version_path", "active_version", "dataset_create", "dataset_rows", "activate", "count_tokens", "context_window",
-    "likelihood",
+    "likelihood", "read_middle",
 ]
 
 
@@ -84,6 +84,18 @@ def embed_with_middle(texts: list[str]) -> tuple[list[list[float]], list[list[fl
     if not texts:
         return [], []
     return runtime.embed_with_middle(_embedder_path(), texts)
+
+
+def read_middle(texts: list[str], *, version: ModelVersion) -> list[list[float]]:
+    """A causal language model's middle layer mean-pooled over each text's first 384 tokens (unit length), in
+    input order: how a text is written as well as what it says (the essay scorer reads it beside `embed`'s).
+    Half the model runs (mlcore.runtime.decoder_middle). `version` pins the model a caller read with before."""
+    from mlcore import runtime
+
+    texts = _checked(texts)
+    if not texts:
+        return []
+    return runtime.decoder_middle(version_path(version), texts)
 
 
 def _embedder_path() -> str:

@@ -69,7 +69,9 @@ class CalibrationAdmin(admin.ModelAdmin):
         if not model.get("coef"):
             return "—"
         kernel = model.get("kernel")
-        parts = "embedding, middle layer, text features" if model.get("middle") else "embedding, text features"
+        parts = ", ".join(["embedding", *(["middle layer"] if model.get("middle") else []),
+                           *([f"language model v{model['lm']}'s middle layer"] if model.get("lm") else []),
+                           "text features"])
         text = (f"ridge: {len(model['coef'])} columns ({parts}), alpha {model['alpha']}, embedding weight "
                 f"{model['embed_weight']}, stretch {model.get('stretch', 1.0)}")
         if kernel:

@@ -77,6 +77,12 @@ class EssayVersion(models.Model):
     middle_embedding = models.JSONField(
         null=True, blank=True, help_text="The embedding model's middle layer, mean-pooled (unit length): the scorer "
         "reads it beside the embedding")
+    lm_embedding = models.JSONField(
+        null=True, blank=True, help_text="A language model's middle layer, mean-pooled over the first 384 tokens "
+        "(unit length): the scorer reads it beside the embeddings")
+    lm_version = models.ForeignKey(
+        "mlcore.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The language model that read lm_embedding")
     grading_state = models.CharField(
         max_length=10, choices=GradingState.choices, default=GradingState.PENDING, db_index=True
     )

@@ -23,6 +23,7 @@ from education.services.grading import (
     GradingError,
     assignment_rescore,
     clip_round,
+    essay_lm,
     feature_row,
     kernel_fit,
     kernel_solve,
@@ -95,8 +96,10 @@ def ridge_select(x: np.ndarray, y: np.ndarray, *, embed_dims: int, lo: int | Non
 
 def ridge_description(model: dict) -> str:
     """The scorer as the calibration page names it."""
-    return "Ridge regression over embeddings and text features" + (
-        ", averaged with a kernel ridge that fits what a linear model cannot" if "kernel" in (model or {}) else "")
+    model = model or {}
+    return "Ridge regression over " + ("embeddings, a language model's reading" if "lm" in model else "embeddings") + (
+        " and text features") + (
+        ", averaged with a kernel ridge that fits what a linear model cannot" if "kernel" in model else "")
 
 
 def kernel_select(x: np.ndarray, y: np.ndarray, *, embed_dims: int, folds: int) -> tuple[dict, np.ndarray] | None:
@@ -195,17 +198,21 @@ def calibration_run(*, calibration_id: int, rerun: bool = False) -> str:
     assignment = calibration.assignment
     try:
         versions = graded_versions(assignment)
-        versions_embed(versions)
-        x = np.asarray([feature_row(v, prompt=assignment.prompt) for v in versions])
+        lm = essay_lm()
+        versions_embed(versions, lm)
+        x = np.asarray([feature_row(v, prompt=assignment.prompt, lm=lm is not None) for v in versions])
         y = np.asarray([float(v.grade.teacher_score) for v in versions])
         lo, hi = assignment.score_min, assignment.score_max
-        embed_dims = len(versions[0].embedding) + len(versions[0].middle_embedding)
+        embed_dims = len(versions[0].embedding) + len(versions[0].middle_embedding) + (
+            len(versions[0].lm_embedding) if lm is not None else 0)
         cv = cross_validate(x, y, lo=lo, hi=hi, folds=MAX_FOLDS, embed_dims=embed_dims)
         calibration.n_graded, calibration.folds = len(versions), cv["folds"]
         calibration.qwk, calibration.rmse = round(cv["qwk"], 4), round(cv["rmse"], 4)
         calibration.cv_predictions = cv["predictions"]  # in `versions` order: the fine-tune's dataset lines
-        # "middle": the rows hold the middle layer after the embedding (scoring builds the same row).
-        calibration.ridge = {**ridge_select(x, y, embed_dims=embed_dims, lo=lo, hi=hi), "middle": True}
+        # "middle": the rows hold the middle layer after the embedding; "lm": then the middle layer of that language
+        # model version (scoring builds the same row).
+        calibration.ridge = {**ridge_select(x, y, embed_dims=embed_dims, lo=lo, hi=hi), "middle": True,
+                             **({"lm": lm.pk} if lm is not None else {})}
         calibration.scorer = Calibration.Scorer.RIDGE
         if calibration.finetune and len(versions) >= MIN_GRADED:
             try:

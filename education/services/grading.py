@@ -22,6 +22,7 @@ from education.models import Assignment, Calibration, Essay, EssayVersion, Grade
 from education.services import feedback as fb
 from mlcore import api as ml
 from mlcore.data import near_duplicate_clusters, normalize_text
+from mlcore.models import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -115,20 +116,35 @@ def essay_vectors(texts: list[str]) -> list[tuple[list[float], list[float]]]:
     return list(zip(_chunk_means(last, owners, len(texts)), _chunk_means(middle, owners, len(texts)), strict=True))
 
 
-def versions_embed(versions: list[EssayVersion]) -> None:
-    """Fill in the embeddings (last and middle layer) of each version missing one (one batched call).
+def essay_lm() -> ModelVersion | None:
+    """The language model a new calibration reads essays with beside the encoder: the tutor's active LM (the
+    packaged SmolLM2 out of the box). None when EDUCATION_ESSAY_LM is off or no tutor LM is active; the scorer
+    then reads the encoder's layers and the text features only."""
+    if not settings.EDUCATION_ESSAY_LM:
+        return None
+    try:
+        return ml.active_version(task=ml.Task.TUTOR)
+    except ml.NoActiveVersion:
+        return None
+
+
+def versions_embed(versions: list[EssayVersion], lm: ModelVersion | None = None) -> None:
+    """Fill in the embeddings (last and middle layer) of each version missing one (one batched call), and with
+    `lm` the language model's middle layer of each version `lm` has not read.
 
     An embedding already stored is kept (the middle layer is added to versions embedded before it was stored).
     """
     missing = [v for v in versions if v.embedding is None or v.middle_embedding is None]
-    if not missing:
-        return
     for version, (last, middle) in zip(missing, essay_vectors([v.text for v in missing]), strict=True):
         if version.embedding is None:
             version.embedding = last
         version.middle_embedding = middle
         EssayVersion.objects.filter(pk=version.pk).update(
             embedding=version.embedding, middle_embedding=version.middle_embedding)
+    unread = [v for v in versions if lm is not None and (v.lm_embedding is None or v.lm_version_id != lm.pk)]
+    for version, vector in zip(unread, ml.read_middle([v.text for v in unread], version=lm), strict=True):
+        version.lm_embedding, version.lm_version = np.round(vector, 6).tolist(), lm
+        EssayVersion.objects.filter(pk=version.pk).update(lm_embedding=version.lm_embedding, lm_version=lm)
 
 
 # --- ridge regression -----------------------------------------------------------------------------
@@ -217,15 +233,19 @@ def clip_round(value: float, lo: int, hi: int) -> int:
     return int(min(max(round(value), lo), hi))
 
 
-def feature_row(version: EssayVersion, items: list[dict] | None = None, *, prompt: str = "") -> list[float]:
-    """What a calibration fits on: the embedding, the middle layer's and the text features."""
-    return scoring_row(version, text_features(version.text, items, prompt=prompt), middle=True)
+def feature_row(version: EssayVersion, items: list[dict] | None = None, *, prompt: str = "",
+                lm: bool = False) -> list[float]:
+    """What a calibration fits on: the embedding, the middle layer's, with `lm` the language model's middle
+    layer, and the text features."""
+    return scoring_row(version, text_features(version.text, items, prompt=prompt), middle=True, lm=lm)
 
 
-def scoring_row(version: EssayVersion, features: list[float], *, middle: bool) -> list[float]:
-    """A scorer's input row. Calibrations fitted before the middle layer was stored (no "middle" in the model)
-    read the embedding and the features only."""
-    return [*version.embedding, *(version.middle_embedding if middle else []), *features]
+def scoring_row(version: EssayVersion, features: list[float], *, middle: bool, lm: bool = False) -> list[float]:
+    """A scorer's input row: the embedding block (the encoder's last layer, its middle layer, the language model's
+    middle layer), then the features. Calibrations fitted before a block was stored read without it: no "middle"
+    in the fitted model, the embedding and the features only; no "lm", no language model."""
+    return [*version.embedding, *(version.middle_embedding if middle else []),
+            *(version.lm_embedding if lm else []), *features]
 
 
 # --- scoring --------------------------------------------------------------------------------------
@@ -239,6 +259,13 @@ class ScoringContext:
     calibration: Calibration | None
     prompt_embedding: list[float]
     graded_embeddings: list[list[float]]
+    lm: ModelVersion | None = None  # the language model the calibration's rows were read with, if any
+
+
+def calibration_lm(calibration: Calibration | None) -> ModelVersion | None:
+    """The language model whose middle layer `calibration`'s rows hold (None: they hold none, or it was deleted)."""
+    lm_id = calibration.ridge.get("lm") if calibration is not None and calibration.ridge else None
+    return ModelVersion.objects.filter(pk=lm_id).first() if lm_id else None
 
 
 def scoring_context(assignment: Assignment) -> ScoringContext:
@@ -250,7 +277,7 @@ def scoring_context(assignment: Assignment) -> ScoringContext:
     prompt_embedding = essay_vectors([assignment.prompt])[0][0]
     graded = [v.embedding for v in EssayVersion.objects.filter(
         essay__assignment=assignment, grade__teacher_score__isnull=False, embedding__isnull=False).only("embedding")]
-    return ScoringContext(assignment, calibration, prompt_embedding, graded)
+    return ScoringContext(assignment, calibration, prompt_embedding, graded, calibration_lm(calibration))
 
 
 def baseline_score(features: list[float], lo: int, hi: int) -> float:
@@ -325,8 +352,11 @@ def grade_values(version: EssayVersion, context: ScoringContext) -> dict:
     elif calibration.scorer == Calibration.Scorer.FINETUNED and calibration.model_version_id:
         raw, scorer = ml.score(ml.Task.ESSAY_SCORE, [version.text], scope=assignment.scope)[0], "finetuned"
         model_version = calibration.model_version
+    elif calibration.ridge.get("lm") and context.lm is None:
+        raw, scorer = baseline_score(features, lo, hi), "baseline"
     else:
-        row = scoring_row(version, features, middle=bool(calibration.ridge.get("middle")))
+        row = scoring_row(version, features, middle=bool(calibration.ridge.get("middle")),
+                          lm=bool(calibration.ridge.get("lm")))
         raw = float(ridge_predict(calibration.ridge, np.asarray([row]))[0])
         scorer = "ridge"
     score = clip_round(raw, lo, hi)
@@ -338,6 +368,8 @@ def grade_values(version: EssayVersion, context: ScoringContext) -> dict:
     reasons = []
     if calibration is None:
         reasons.append("The scorer is not calibrated yet: grade some essays and calibrate.")
+    elif scorer == "baseline":
+        reasons.append("The language model the calibration read essays with was removed: calibrate again.")
     elif confidence < LOW_CONFIDENCE:
         reasons.append(f"Low confidence ({confidence:.2f}).")
     if prompt_similarity < OFF_PROMPT_COSINE:
@@ -369,8 +401,8 @@ def version_grade(*, version_id: int, context: ScoringContext | None = None, rer
         return Grade.objects.filter(version_id=version_id).first()
     version = EssayVersion.objects.select_related("essay__assignment", "essay__student").get(pk=version_id)
     try:
-        versions_embed([version])
         context = context or scoring_context(version.essay.assignment)
+        versions_embed([version], context.lm)
         values = grade_values(version, context)
         with transaction.atomic():
             grade, _ = Grade.objects.update_or_create(version=version, defaults=values)
@@ -389,8 +421,8 @@ def assignment_rescore(*, assignment: Assignment) -> int:
     grades = list(Grade.objects.filter(version__essay__assignment=assignment)
                   .select_related("version__essay__student"))
     versions = [g.version for g in grades]
-    versions_embed(versions)
     context = scoring_context(assignment)
+    versions_embed(versions, context.lm)
     for grade in grades:
         values = grade_values(grade.version, context)
         for name, value in values.items():

@@ -29,6 +29,9 @@ def test_the_change_page_summarises_the_kernel_model(admin_client, assignment):
     Calibration.objects.filter(pk=calibration.pk).update(ridge={**calibration.ridge, "middle": True})
     body = admin_client.get(reverse("admin:education_calibration_change", args=[calibration.pk])).content.decode()
     assert "ridge: 3 columns (embedding, middle layer, text features)" in body
+    Calibration.objects.filter(pk=calibration.pk).update(ridge={**calibration.ridge, "middle": True, "lm": 7})
+    body = admin_client.get(reverse("admin:education_calibration_change", args=[calibration.pk])).content.decode()
+    assert "ridge: 3 columns (embedding, middle layer, language model v7&#x27;s middle layer, text features)" in body
 
 
 def test_the_list_does_not_read_the_fitted_models(admin_client, assignment):

@@ -216,3 +216,75 @@ def test_agreement_on_rows_reads_each_rows_line_and_needs_three_essays():
     # a line the predictions do not reach (or no line) is skipped; two essays are too few to compare on
     assert calibration.agreement_on_rows(predictions, [*rows[:2], {"line": 9, "target": 3}, {"target": 3}],
                                          lo=1, hi=6) is None
+
+
+def test_with_a_tutor_lm_the_calibration_reads_its_middle_layer_and_scoring_builds_the_same_row(
+        assignment, make_essay, teacher, embedder, tutor_lm):
+    graded_set(assignment, make_essay, teacher, 8)
+    cal = calibration.calibration_start(assignment=assignment, user=teacher)
+
+    assert calibration.calibration_run(calibration_id=cal.pk) == "done"
+
+    cal.refresh_from_db()
+    # The rows: the encoder's two layers (32 each), the tiny LM's middle layer (32) and the 13 text features.
+    assert cal.ridge["lm"] == tutor_lm.pk and len(cal.ridge["coef"]) == 32 + 32 + 32 + 13
+    assert cal.ridge["embed_dims"] == 96 and "a language model's reading" in cal.scorer_reason
+    for version in calibration.graded_versions(assignment):
+        assert version.lm_version_id == tutor_lm.pk and np.linalg.norm(version.lm_embedding) == pytest.approx(1, 1e-4)
+    essay = make_essay(assignment, essay_of_quality(5, 41))
+
+    grade = grading.version_grade(version_id=essay.pk)
+
+    essay.refresh_from_db()
+    (expected_lm,) = grading.ml.read_middle([essay.text], version=tutor_lm)
+    assert essay.lm_version_id == tutor_lm.pk and essay.lm_embedding == pytest.approx(expected_lm, abs=1e-6)
+    result = grading.fb.essay_feedback(essay.text, prompt=assignment.prompt, rubric=assignment.rubric)
+    row = [*essay.embedding, *essay.middle_embedding, *essay.lm_embedding, *grading.text_features(essay.text,
+                                                                                                    result.items)]
+    assert grade.scorer == "ridge" and grade.raw_score == pytest.approx(
+        float(grading.ridge_predict(cal.ridge, np.asarray([row]))[0]), abs=1e-4)
+
+
+def test_with_essay_lm_off_the_calibration_reads_no_language_model(assignment, make_essay, teacher, embedder,
+                                                                   tutor_lm, settings):
+    settings.EDUCATION_ESSAY_LM = False
+    graded_set(assignment, make_essay, teacher, 8)
+    cal = calibration.calibration_start(assignment=assignment, user=teacher)
+
+    calibration.calibration_run(calibration_id=cal.pk)
+
+    cal.refresh_from_db()
+    assert "lm" not in cal.ridge and len(cal.ridge["coef"]) == 32 + 32 + 13
+    assert all(v.lm_embedding is None for v in calibration.graded_versions(assignment))
+
+
+def test_a_calibration_whose_language_model_was_removed_scores_with_the_baseline_and_says_so(
+        assignment, make_essay, teacher, embedder, tutor_lm):
+    graded_set(assignment, make_essay, teacher, 8)
+    cal = calibration.calibration_start(assignment=assignment, user=teacher)
+    calibration.calibration_run(calibration_id=cal.pk)
+    ModelVersion.objects.filter(pk=tutor_lm.pk).delete()
+    essay = make_essay(assignment, essay_of_quality(5, 41))
+
+    grade = grading.version_grade(version_id=essay.pk)
+
+    assert grade.scorer == "baseline" and grade.needs_review
+    assert any("language model the calibration read essays with was removed" in r for r in grade.review_reasons)
+
+
+def test_a_new_language_model_reads_again_the_versions_another_one_read(assignment, make_essay, embedder, tutor_lm,
+                                                                        tiny_lm_dir):
+    from mlcore import services
+
+    version = make_essay(assignment, essay_of_quality(4, 3))
+    grading.versions_embed([version], tutor_lm)
+    first = list(version.lm_embedding)
+    other = services.model_version_register(task=Task.TUTOR, family="causal_lm", base_spec=str(tiny_lm_dir))
+
+    grading.versions_embed([version], other)
+
+    version.refresh_from_db()
+    assert version.lm_version_id == other.pk and version.lm_embedding == pytest.approx(first, abs=1e-6)
+    grading.versions_embed([version], None)  # no language model: what is stored stays
+    version.refresh_from_db()
+    assert version.lm_version_id == other.pk

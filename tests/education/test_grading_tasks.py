@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_submissions_are_scored_and_calibration_fine_tunes_on_the_ml_worker(
-    assignment, teacher, make_user, embedder, mlcore_home, tmp_path
+    assignment, teacher, make_user, embedder, mlcore_home, tutor_lm, tmp_path
 ):
     from core.celery import app
 
@@ -40,3 +40,6 @@ def test_submissions_are_scored_and_calibration_fine_tunes_on_the_ml_worker(
                                                          state="active")
     assert set(EssayVersion.objects.values_list("grading_state", flat=True)) == {"done"}
     assert set(Grade.objects.values_list("calibration", flat=True)) == {cal.pk}
+    # The worker read every graded essay with the tutor's LM too, and the scorer's rows hold that reading.
+    assert cal.ridge["lm"] == tutor_lm.pk and len(cal.ridge["coef"]) == 32 + 32 + 32 + 13
+    assert set(EssayVersion.objects.values_list("lm_version", flat=True)) == {tutor_lm.pk}
