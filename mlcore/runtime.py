@@ -331,8 +331,8 @@ def _pooled(loaded: Loaded, texts: list[str], batch_size: int, max_length: int) 
 def decoder_middle(path: str, texts: list[str], *, batch_size: int = 8, max_length: int = 384) -> list[list[float]]:
     """The causal LM's middle layer mean-pooled over each text's first `max_length` tokens (unit length), in input
     order. Right padding and causal attention leave a text's own states as they would be alone."""
-    loaded = cache.get(("decoder_middle", path, str(select_device())),
-                       lambda: _load_decoder_middle(path, select_device()))
+    device = select_device()
+    loaded = cache.get(("decoder_middle", path, str(device)), lambda: _load_decoder_middle(path, device))
     out: list = [None] * len(texts)
     with torch.inference_mode():
         for idx in _length_batches(texts, batch_size):

@@ -97,9 +97,9 @@ def ridge_select(x: np.ndarray, y: np.ndarray, *, embed_dims: int, lo: int | Non
 def ridge_description(model: dict) -> str:
     """The scorer as the calibration page names it."""
     model = model or {}
-    return "Ridge regression over " + ("embeddings, a language model's reading" if "lm" in model else "embeddings") + (
-        " and text features") + (
-        ", averaged with a kernel ridge that fits what a linear model cannot" if "kernel" in model else "")
+    reads = "embeddings, a language model's reading" if "lm" in model else "embeddings"
+    kernel = ", averaged with a kernel ridge that fits what a linear model cannot" if "kernel" in model else ""
+    return f"Ridge regression over {reads} and text features{kernel}"
 
 
 def kernel_select(x: np.ndarray, y: np.ndarray, *, embed_dims: int, folds: int) -> tuple[dict, np.ndarray] | None:

@@ -135,7 +135,8 @@ def versions_embed(versions: list[EssayVersion], lm: ModelVersion | None = None)
     An embedding already stored is kept (the middle layer is added to versions embedded before it was stored).
     """
     missing = [v for v in versions if v.embedding is None or v.middle_embedding is None]
-    for version, (last, middle) in zip(missing, essay_vectors([v.text for v in missing]), strict=True):
+    for version, (last, middle) in zip(missing, essay_vectors([v.text for v in missing]) if missing else [],
+                                       strict=True):
         if version.embedding is None:
             version.embedding = last
         version.middle_embedding = middle
