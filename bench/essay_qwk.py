@@ -10,12 +10,12 @@ Protocol:
    to report a dev QWK (and, with `--select dev`, to choose the ridge settings). Test ids never reach a fit.
 3. The scorer is the app's: `grading.essay_vectors` (packaged MiniLM's last and middle layers mean-pooled,
    essays longer than 150 words embedded in chunks and averaged), the tutor LM's middle layer mean-pooled over
-   the first 384 tokens (`mlcore.runtime.decoder_middle`, the packaged SmolLM2 or `--lm-model`; `--no-lm`
-   leaves it out, as `EDUCATION_ESSAY_LM=false` does in the app) plus `grading.text_features`, fitted with
-   `calibration.ridge_select` (the ridge with its inner 4-fold choice of alpha and embedding weight, the kernel
-   ridge averaged in when the same folds say it helps, and the stretch that widens its predictions around the
-   mean grade), predictions clipped and rounded to the prompt's range with `grading.clip_round`. QWK per prompt
-   (mean over folds), the average over prompts and the worst prompt.
+   the first 1,024 tokens (`grading.ESSAY_LM_TOKENS`; `mlcore.runtime.decoder_middle`, the packaged SmolLM2 or
+   `--lm-model`; `--no-lm` leaves it out, as `EDUCATION_ESSAY_LM=false` does in the app) plus
+   `grading.text_features`, fitted with `calibration.ridge_select` (the ridge with its inner 4-fold choice of alpha
+   and embedding weight, the kernel ridge averaged in when the same folds say it helps, and the stretch that
+   widens its predictions around the mean grade), predictions clipped and rounded to the prompt's range with
+   `grading.clip_round`. QWK per prompt (mean over folds), the average over prompts and the worst prompt.
 4. With `--finetune`, also the calibration's encoder fine-tune for each prompt and fold, as the app runs it: the
    train ids written as a teacher's grades (JSON Lines, oldest first), read, cleaned, deduplicated and split by
    mlcore's own pipeline (80% training, 10% validation choosing the epoch), `mlcore.training.train_encoder` with
@@ -208,7 +208,9 @@ class Vectors:
         return _key(self.essays[i]["text"], self.model_path, self.chunk_words, "last+middle")
 
     def _lm_key(self, i: int) -> str:
-        return _key(self.essays[i]["text"], self.lm_path, "decoder-middle-384")
+        from education.services.grading import ESSAY_LM_TOKENS
+
+        return _key(self.essays[i]["text"], self.lm_path, f"decoder-middle-{ESSAY_LM_TOKENS}")
 
     def _feature_key(self, i: int) -> str:
         return _key(self.essays[i]["text"], self.feature_code)
@@ -230,7 +232,8 @@ class Vectors:
             from mlcore import runtime
 
             self._fill(self.lm, LM_CACHE, self._lm_key, ids,
-                       lambda batch: runtime.decoder_middle(self.lm_path, [self.essays[i]["text"] for i in batch]),
+                       lambda batch: runtime.decoder_middle(self.lm_path, [self.essays[i]["text"] for i in batch],
+                                                            max_length=grading.ESSAY_LM_TOKENS),
                        say=say, what="reading with the language model", counters=("lm_read", "lm_s", "lm_from_cache"))
         for i in ids:
             if i in self.features:

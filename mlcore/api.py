@@ -86,16 +86,16 @@ def embed_with_middle(texts: list[str]) -> tuple[list[list[float]], list[list[fl
     return runtime.embed_with_middle(_embedder_path(), texts)
 
 
-def read_middle(texts: list[str], *, version: ModelVersion) -> list[list[float]]:
-    """A causal language model's middle layer mean-pooled over each text's first 384 tokens (unit length), in
-    input order: how a text is written as well as what it says (the essay scorer reads it beside `embed`'s).
+def read_middle(texts: list[str], *, version: ModelVersion, max_length: int) -> list[list[float]]:
+    """A causal language model's middle layer mean-pooled over each text's first `max_length` tokens (unit length),
+    in input order: how a text is written as well as what it says (the essay scorer reads it beside `embed`'s).
     Half the model runs (mlcore.runtime.decoder_middle). `version` pins the model a caller read with before."""
     from mlcore import runtime
 
     texts = _checked(texts)
     if not texts:
         return []
-    return runtime.decoder_middle(version_path(version), texts)
+    return runtime.decoder_middle(version_path(version), texts, max_length=max_length)
 
 
 def _embedder_path() -> str:

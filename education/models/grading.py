@@ -78,11 +78,13 @@ class EssayVersion(models.Model):
         null=True, blank=True, help_text="The embedding model's middle layer, mean-pooled (unit length): the scorer "
         "reads it beside the embedding")
     lm_embedding = models.JSONField(
-        null=True, blank=True, help_text="A language model's middle layer, mean-pooled over the first 384 tokens "
-        "(unit length): the scorer reads it beside the embeddings")
+        null=True, blank=True, help_text="A language model's middle layer, mean-pooled over the text's first lm_tokens "
+        "tokens (unit length): the scorer reads it beside the embeddings")
     lm_version = models.ForeignKey(
         "mlcore.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The language model that read lm_embedding")
+    lm_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many tokens lm_embedding read at most")
     grading_state = models.CharField(
         max_length=10, choices=GradingState.choices, default=GradingState.PENDING, db_index=True
     )

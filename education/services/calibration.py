@@ -20,6 +20,7 @@ from django.utils import timezone
 from core.services import task_run_enqueue
 from education.models import Assignment, Calibration, EssayVersion
 from education.services.grading import (
+    ESSAY_LM_TOKENS,
     GradingError,
     assignment_rescore,
     clip_round,
@@ -210,9 +211,9 @@ def calibration_run(*, calibration_id: int, rerun: bool = False) -> str:
         calibration.qwk, calibration.rmse = round(cv["qwk"], 4), round(cv["rmse"], 4)
         calibration.cv_predictions = cv["predictions"]  # in `versions` order: the fine-tune's dataset lines
         # "middle": the rows hold the middle layer after the embedding; "lm": then the middle layer of that language
-        # model version (scoring builds the same row).
+        # model version, read over "lm_tokens" tokens (scoring builds the same row).
         calibration.ridge = {**ridge_select(x, y, embed_dims=embed_dims, lo=lo, hi=hi), "middle": True,
-                             **({"lm": lm.pk} if lm is not None else {})}
+                             **({"lm": lm.pk, "lm_tokens": ESSAY_LM_TOKENS} if lm is not None else {})}
         calibration.scorer = Calibration.Scorer.RIDGE
         if calibration.finetune and len(versions) >= MIN_GRADED:
             try:

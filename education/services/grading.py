@@ -116,6 +116,14 @@ def essay_vectors(texts: list[str]) -> list[tuple[list[float], list[float]]]:
     return list(zip(_chunk_means(last, owners, len(texts)), _chunk_means(middle, owners, len(texts)), strict=True))
 
 
+# How many of an essay's tokens the language model reads. 1,024 reads all but the longest ASAP essays whole: +0.002
+# test QWK over 384 on the 5 folds, most on the long essays of prompt 8 (docs/benchmarks.md), for two to three times
+# a long essay's reading time. Kept with each reading (EssayVersion.lm_tokens) and in a calibration, so a change
+# reads the essays again and asks for a new calibration rather than mixing two readings.
+ESSAY_LM_TOKENS = 1024
+LM_TOKENS_UNRECORDED = 384  # what calibrations fitted before the length was recorded read
+
+
 def essay_lm() -> ModelVersion | None:
     """The language model a new calibration reads essays with beside the encoder: the tutor's active LM (the
     packaged SmolLM2 out of the box). None when EDUCATION_ESSAY_LM is off or no tutor LM is active; the scorer
@@ -142,10 +150,14 @@ def versions_embed(versions: list[EssayVersion], lm: ModelVersion | None = None)
         version.middle_embedding = middle
         EssayVersion.objects.filter(pk=version.pk).update(
             embedding=version.embedding, middle_embedding=version.middle_embedding)
-    unread = [v for v in versions if lm is not None and (v.lm_embedding is None or v.lm_version_id != lm.pk)]
-    for version, vector in zip(unread, ml.read_middle([v.text for v in unread], version=lm), strict=True):
+    unread = [v for v in versions if lm is not None and (
+        v.lm_embedding is None or v.lm_version_id != lm.pk or v.lm_tokens != ESSAY_LM_TOKENS)]
+    read = ml.read_middle([v.text for v in unread], version=lm, max_length=ESSAY_LM_TOKENS) if unread else []
+    for version, vector in zip(unread, read, strict=True):
         version.lm_embedding, version.lm_version = np.round(vector, 6).tolist(), lm
-        EssayVersion.objects.filter(pk=version.pk).update(lm_embedding=version.lm_embedding, lm_version=lm)
+        version.lm_tokens = ESSAY_LM_TOKENS
+        EssayVersion.objects.filter(pk=version.pk).update(lm_embedding=version.lm_embedding, lm_version=lm,
+                                                          lm_tokens=ESSAY_LM_TOKENS)
 
 
 # --- ridge regression -----------------------------------------------------------------------------
@@ -264,9 +276,12 @@ class ScoringContext:
 
 
 def calibration_lm(calibration: Calibration | None) -> ModelVersion | None:
-    """The language model whose middle layer `calibration`'s rows hold (None: they hold none, or it was deleted)."""
-    lm_id = calibration.ridge.get("lm") if calibration is not None and calibration.ridge else None
-    return ModelVersion.objects.filter(pk=lm_id).first() if lm_id else None
+    """The language model whose middle layer `calibration`'s rows hold (None: they hold none, it was deleted, or
+    the rows read another number of tokens than essays are read with now)."""
+    ridge = calibration.ridge if calibration is not None and calibration.ridge else {}
+    if not ridge.get("lm") or ridge.get("lm_tokens", LM_TOKENS_UNRECORDED) != ESSAY_LM_TOKENS:
+        return None
+    return ModelVersion.objects.filter(pk=ridge["lm"]).first()
 
 
 def scoring_context(assignment: Assignment) -> ScoringContext:
@@ -370,7 +385,8 @@ def grade_values(version: EssayVersion, context: ScoringContext) -> dict:
     if calibration is None:
         reasons.append("The scorer is not calibrated yet: grade some essays and calibrate.")
     elif scorer == "baseline":
-        reasons.append("The language model the calibration read essays with was removed: calibrate again.")
+        reasons.append("The language model the calibration read essays with was removed or now reads them "
+                       "differently: calibrate again.")
     elif confidence < LOW_CONFIDENCE:
         reasons.append(f"Low confidence ({confidence:.2f}).")
     if prompt_similarity < OFF_PROMPT_COSINE:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from education.models import Calibration, Grade
+from education.models import Calibration, EssayVersion, Grade
 from education.selectors.grading import calibration_panel
 from education.services import calibration, grading
 from mlcore.models import ModelVersion, Task, TrainingJob
@@ -228,15 +228,17 @@ def test_with_a_tutor_lm_the_calibration_reads_its_middle_layer_and_scoring_buil
     cal.refresh_from_db()
     # The rows: the encoder's two layers (32 each), the tiny LM's middle layer (32) and the 13 text features.
     assert cal.ridge["lm"] == tutor_lm.pk and len(cal.ridge["coef"]) == 32 + 32 + 32 + 13
+    assert cal.ridge["lm_tokens"] == grading.ESSAY_LM_TOKENS == 1024
     assert cal.ridge["embed_dims"] == 96 and "a language model's reading" in cal.scorer_reason
     for version in calibration.graded_versions(assignment):
         assert version.lm_version_id == tutor_lm.pk and np.linalg.norm(version.lm_embedding) == pytest.approx(1, 1e-4)
+        assert version.lm_tokens == 1024
     essay = make_essay(assignment, essay_of_quality(5, 41))
 
     grade = grading.version_grade(version_id=essay.pk)
 
     essay.refresh_from_db()
-    (expected_lm,) = grading.ml.read_middle([essay.text], version=tutor_lm)
+    (expected_lm,) = grading.ml.read_middle([essay.text], version=tutor_lm, max_length=1024)
     assert essay.lm_version_id == tutor_lm.pk and essay.lm_embedding == pytest.approx(expected_lm, abs=1e-6)
     result = grading.fb.essay_feedback(essay.text, prompt=assignment.prompt, rubric=assignment.rubric)
     row = [*essay.embedding, *essay.middle_embedding, *essay.lm_embedding, *grading.text_features(essay.text,
@@ -272,6 +274,44 @@ def test_a_calibration_whose_language_model_was_removed_scores_with_the_baseline
     assert any("language model the calibration read essays with was removed" in r for r in grade.review_reasons)
 
 
+def test_a_calibration_that_read_another_number_of_tokens_scores_with_the_baseline_and_says_so(
+        assignment, make_essay, teacher, embedder, tutor_lm):
+    graded_set(assignment, make_essay, teacher, 8)
+    cal = calibration.calibration_start(assignment=assignment, user=teacher)
+    calibration.calibration_run(calibration_id=cal.pk)
+    assert grading.version_grade(version_id=make_essay(assignment, essay_of_quality(5, 41)).pk).scorer == "ridge"
+    # As a calibration fitted before the length was recorded (it read 384 tokens): its rows are not today's.
+    cal.refresh_from_db()
+    cal.ridge = {k: v for k, v in cal.ridge.items() if k != "lm_tokens"}
+    cal.save(update_fields=["ridge"])
+
+    grade = grading.version_grade(version_id=make_essay(assignment, essay_of_quality(5, 42)).pk)
+
+    assert grade.scorer == "baseline" and grade.needs_review
+    assert any("now reads them differently: calibrate again" in r for r in grade.review_reasons)
+
+
+def test_a_reading_of_another_length_is_read_again(assignment, make_essay, embedder, tutor_lm):
+    version = make_essay(assignment, essay_of_quality(5, 7))
+    grading.versions_embed([version], tutor_lm)
+    version.refresh_from_db()
+    read = list(version.lm_embedding)
+    assert version.lm_tokens == 1024 and read == pytest.approx(
+        grading.ml.read_middle([version.text], version=tutor_lm, max_length=1024)[0], abs=1e-6)
+    marker = [1.0] + [0.0] * (len(read) - 1)  # a stored reading unlike any the LM gives
+    EssayVersion.objects.filter(pk=version.pk).update(lm_embedding=marker)
+    version.refresh_from_db()
+
+    grading.versions_embed([version], tutor_lm)  # the same length: what is stored is kept
+    version.refresh_from_db()
+    assert version.lm_embedding == marker
+    EssayVersion.objects.filter(pk=version.pk).update(lm_tokens=384)  # as migration 0014 marks older readings
+    version.refresh_from_db()
+
+    grading.versions_embed([version], tutor_lm)
+
+    version.refresh_from_db()
+    assert version.lm_tokens == 1024 and version.lm_embedding == pytest.approx(read, abs=1e-6)
 def test_a_new_language_model_reads_again_the_versions_another_one_read(assignment, make_essay, embedder, tutor_lm,
                                                                         tiny_lm_dir):
     from mlcore import services
