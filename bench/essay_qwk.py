@@ -30,8 +30,8 @@ Protocol:
 
 Embeddings, LM vectors and text features are cached per essay under var/bench/essay-embeddings/,
 var/bench/essay-lm/ and var/bench/essay-features/ (keyed by a hash of the text and the model path / the feature
-code), so reruns and the curve do not embed again. A first full run takes about an hour on 2 CPU cores (MiniLM
-16 min, the LM's half 41 min); a rerun from the cache 2-3 min.
+code), so reruns and the curve do not embed again. A first full run takes over an hour on 2 CPU cores (MiniLM
+16 min, the LM's half 45-60 min over 1,024 tokens); a rerun from the cache 2-3 min.
 
 Goals being checked: average QWK >= 0.80 with no prompt below 0.70 (human raters 0.754, Taghipour & Ng 0.76,
 BERT-based 0.79).
